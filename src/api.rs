@@ -1,0 +1,3 @@
+//! The generic Kubernetes API server machinery.
+
+pub mod kinds;

@@ -1,0 +1,71 @@
+//! Per-kind behaviour of the API server: defaulting, validation, the
+//! server-owned adjustments on create and update, and the field-selector
+//! attributes of each built-in kind (upstream's "registry strategies").
+//!
+//! The generic machinery in `api` looks a kind's [`Strategy`] up with
+//! [`strategy_for`] and calls it on every write; objects are handled as JSON
+//! values so that fields this skiff does not know are never lost.
+
+use serde_json::Value;
+
+/// One reason an object is invalid, as an entry of `Status.details.causes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// Upstream's cause type: `FieldValueRequired`, `FieldValueInvalid`,
+    /// `FieldValueNotSupported`, `FieldValueDuplicate`, `FieldValueForbidden`,
+    /// `FieldValueTooLong`, `FieldValueTypeInvalid`.
+    pub reason: &'static str,
+    /// Human-readable text, as upstream words it
+    /// (e.g. `Required value`, `Invalid value: "x": must be ...`).
+    pub message: String,
+    /// The JSON path of the field, e.g. `spec.containers[0].image`.
+    pub field: String,
+}
+
+/// How one kind is defaulted, validated and adjusted on writes.
+/// Every method has a neutral default, so a kind only overrides what it needs.
+pub trait Strategy: Send + Sync {
+    /// Fill defaulted fields as upstream's defaulting functions do
+    /// (e.g. a container's `terminationMessagePath`, a Service's `sessionAffinity`).
+    fn default(&self, _obj: &mut Value) {}
+
+    /// Server-owned changes to a new object before validation
+    /// (e.g. a new Pod's status reset to `Pending`).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Server-owned changes to an updated object before validation
+    /// (e.g. immutable fields a client may not touch).
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Validation of a new object.
+    fn validate_create(&self, _obj: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// Validation of an update (including immutability rules).
+    fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
+        self.validate_create(new)
+    }
+
+    /// Field-selector attributes beyond `metadata.name` and
+    /// `metadata.namespace` (which the generic code handles for every kind),
+    /// e.g. pods' `spec.nodeName` and `status.phase`.
+    fn field_attributes(&self, _obj: &Value) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Whether `metadata.generation` tracks spec changes for this kind.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+}
+
+/// The strategy of kinds with no special behaviour.
+pub struct Plain;
+
+impl Strategy for Plain {}
+
+/// The strategy of a built-in kind, by API group (`""` for core) and kind.
+pub fn strategy_for(_group: &str, _kind: &str) -> &'static dyn Strategy {
+    &Plain
+}

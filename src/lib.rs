@@ -1,0 +1,9 @@
+//! skiff: a lightweight Kubernetes distribution in one binary.
+//!
+//! `skiff server` runs the API server, the SQLite-backed store, the scheduler
+//! and the controllers (and by default a node); `skiff agent` joins more
+//! nodes. See `docs/` and the README for how the parts fit together.
+
+pub mod api;
+pub mod auth;
+pub mod store;
