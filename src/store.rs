@@ -11,6 +11,8 @@
 
 pub mod sqlite;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -180,4 +182,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Discards superseded history at or below `revision`.
     async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+/// Opens the store named by `--datastore-endpoint`: `None` (or a `sqlite://`
+/// path) opens the default SQLite database under `<data_dir>/server/db/`.
+/// An endpoint this skiff cannot serve is a clear error naming it.
+pub async fn open(endpoint: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Backend>> {
+    sqlite::open(endpoint, data_dir).await
 }
