@@ -115,6 +115,9 @@ impl ConfigFile {
                         })
                         .collect::<Result<_, _>>()?,
                 ),
+                other if key == "tls-san" => FileValue::List(vec![
+                    scalar_text(&other).ok_or_else(|| wrong_type("a list of names", "[a, b]"))?,
+                ]),
                 other => FileValue::One(
                     scalar_text(&other).ok_or_else(|| wrong_type("a single value", "value"))?,
                 ),

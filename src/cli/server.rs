@@ -371,6 +371,11 @@ fn token(
 ) -> Result<Option<String>, ConfigError> {
     let token = pick_one(matches, file, "token", args.token.clone(), "");
     let token_file = pick_one(matches, file, "token-file", args.token_file.clone(), "");
+    if !token.value.trim().is_empty() && !token_file.value.is_empty() {
+        return Err(ConfigError::Conflict(
+            "both --token and --token-file are set; give only one of them".to_string(),
+        ));
+    }
     let from_file = if token_file.value.is_empty() {
         None
     } else {
@@ -388,15 +393,12 @@ fn token(
     };
     match (token.value.trim(), from_file) {
         ("", found) => Ok(found),
-        (_, Some(_)) => Err(ConfigError::Conflict(
-            "both --token and --token-file are set; give only one of them".to_string(),
-        )),
-        (given, None) if given.chars().any(char::is_whitespace) => Err(ConfigError::Invalid {
+        (given, _) if given.chars().any(char::is_whitespace) => Err(ConfigError::Invalid {
             flag: "token",
             value: "<hidden>".to_string(),
             origin: token.origin,
             fix: "a token must not contain spaces".to_string(),
         }),
-        (given, None) => Ok(Some(given.to_string())),
+        (given, _) => Ok(Some(given.to_string())),
     }
 }
