@@ -60,67 +60,78 @@ fn server_in(dir: &Path, config: &str) -> Command {
     cmd
 }
 
+/// A configuration that must be refused, and what the message must name.
+struct Case {
+    args: &'static [&'static str],
+    config: &'static str,
+    envs: &'static [(&'static str, &'static str)],
+    wanted: &'static [&'static str],
+}
+
 #[test]
 fn bad_values_fail_naming_the_flag() {
-    let cases: &[(&[&str], &str, &[(&str, &str)], &[&str])] = &[
-        (
+    let flag = |args, wanted| Case {
+        args,
+        config: "",
+        envs: &[],
+        wanted,
+    };
+    let cases = [
+        flag(
             &["--cluster-cidr", "10.42.0.0/33"],
-            "",
-            &[],
             &["--cluster-cidr", "10.42.0.0/33"],
         ),
-        (
+        flag(
             &["--https-listen-port", "70000"],
-            "",
-            &[],
             &["--https-listen-port", "65535"],
         ),
-        (
+        flag(
             &["--service-cidr", "10.42.128.0/17"],
-            "",
-            &[],
             &["--cluster-cidr", "--service-cidr", "overlap"],
         ),
-        (
+        flag(
             &["--cluster-dns", "10.99.0.10"],
-            "",
-            &[],
             &["--cluster-dns", "--service-cidr"],
         ),
-        (
+        flag(
             &["--service-node-port-range", "32767-30000"],
-            "",
-            &[],
             &["--service-node-port-range"],
         ),
-        (
+        flag(
             &["--write-kubeconfig-mode", "0999"],
-            "",
-            &[],
             &["--write-kubeconfig-mode", "octal"],
         ),
-        (
+        flag(
             &["--advertise-address", "not-an-ip"],
-            "",
-            &[],
             &["--advertise-address"],
         ),
-        (
-            &[],
-            "cluster-cidr: banana\n",
-            &[],
-            &["--cluster-cidr", "config file"],
-        ),
-        (&[], "data-dri: /tmp/x\n", &[], &["unknown key `data-dri`"]),
-        (
-            &[],
-            "",
-            &[("SKIFF_HTTPS_LISTEN_PORT", "0")],
-            &["--https-listen-port", "SKIFF_HTTPS_LISTEN_PORT"],
-        ),
-        (&["--token", "K10abc::server:x"], "", &[], &["--token"]),
+        flag(&["--token", "K10abc::server:x"], &["--token"]),
+        Case {
+            args: &[],
+            config: "cluster-cidr: banana\n",
+            envs: &[],
+            wanted: &["--cluster-cidr", "config file"],
+        },
+        Case {
+            args: &[],
+            config: "data-dri: /tmp/x\n",
+            envs: &[],
+            wanted: &["unknown key `data-dri`"],
+        },
+        Case {
+            args: &[],
+            config: "",
+            envs: &[("SKIFF_HTTPS_LISTEN_PORT", "0")],
+            wanted: &["--https-listen-port", "SKIFF_HTTPS_LISTEN_PORT"],
+        },
     ];
-    for (args, config, envs, wanted) in cases {
+    for Case {
+        args,
+        config,
+        envs,
+        wanted,
+    } in cases
+    {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = server_in(dir.path(), config);
         cmd.arg("--data-dir")
@@ -136,11 +147,11 @@ fn bad_values_fail_naming_the_flag() {
             // Should a case wrongly pass validation, keep it off real ports.
             cmd.arg(format!("--https-listen-port={}", free_port()));
         }
-        cmd.args(*args);
+        cmd.args(args);
         let (ok, stderr) = run_to_end(cmd);
         assert!(!ok, "{args:?} {config:?} {envs:?} should fail");
         assert!(!stderr.contains("panicked"), "panic for {args:?}: {stderr}");
-        for want in *wanted {
+        for want in wanted {
             assert!(
                 stderr.contains(want),
                 "{args:?} {config:?} {envs:?}: {want:?} missing from: {stderr}"
