@@ -180,6 +180,22 @@ impl TestServer {
         kill(&mut child);
     }
 
+    /// Waits (at most `timeout`) for a launched server to exit by itself, as
+    /// one with a bad configuration does; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Stops the server and starts it again on the same directory and port.
     pub fn restart_with(&mut self, extra: &[&str]) {
         self.stop();
