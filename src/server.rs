@@ -74,7 +74,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let pki = pki::ensure(&PkiParams {
         data_dir: config.data_dir.clone(),
         hostname: crate::cli::host::hostname(),
-        node_ips: vec![config.advertise_address],
+        node_ips: node_ips(&config),
         service_cidr: config.service_cidr,
         cluster_domain: config.cluster_domain.clone(),
         tls_sans: config.tls_san.clone(),
@@ -115,6 +115,16 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
     tracing::info!("skiff server stopped");
     Ok(())
+}
+
+/// The addresses clients may use to reach this node: the advertise address
+/// and, when the listener is bound to one address, that address.
+fn node_ips(config: &ServerConfig) -> Vec<std::net::IpAddr> {
+    let mut ips = vec![config.advertise_address];
+    if !config.bind_address.is_unspecified() && !ips.contains(&config.bind_address) {
+        ips.push(config.bind_address);
+    }
+    ips
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -80,7 +80,7 @@ pub struct ServerArgs {
     /// NodePort range, inclusive [default: 30000-32767]
     #[arg(long, env = "SKIFF_SERVICE_NODE_PORT_RANGE", value_name = "FIRST-LAST")]
     pub service_node_port_range: Option<String>,
-    /// Datastore: `sqlite://<path>` [default: SQLite under the data dir]
+    /// Datastore endpoint [default: the SQLite database under <data-dir>/server/db]
     #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", value_name = "URL")]
     pub datastore_endpoint: Option<String>,
     /// Run the control plane only, without the built-in node

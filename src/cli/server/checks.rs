@@ -128,3 +128,66 @@ pub(super) fn cidrs_apart(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::server::Origin;
+
+    fn raw(flag: &'static str, value: &str) -> Raw {
+        Raw {
+            flag,
+            value: value.to_string(),
+            origin: Origin::Flag,
+        }
+    }
+
+    #[test]
+    fn ports_and_ranges() {
+        assert_eq!(port(&raw("https-listen-port", "6443")).ok(), Some(6443));
+        assert!(port(&raw("https-listen-port", "0")).is_err());
+        assert!(port(&raw("https-listen-port", "65536")).is_err());
+        assert_eq!(
+            port_range(&raw("service-node-port-range", "30000-32767")).ok(),
+            Some((30000, 32767))
+        );
+        assert!(port_range(&raw("service-node-port-range", "0-10")).is_err());
+        assert!(port_range(&raw("service-node-port-range", "5-4")).is_err());
+    }
+
+    #[test]
+    fn cidrs_must_be_networks_and_apart() {
+        let err = cidr(&raw("cluster-cidr", "10.42.0.1/16")).unwrap_err();
+        assert!(err.to_string().contains("10.42.0.0/16"), "{err}");
+        let a = raw("cluster-cidr", "10.42.0.0/16");
+        let b = raw("service-cidr", "10.42.5.0/24");
+        let (na, nb) = (cidr(&a).expect("cidr"), cidr(&b).expect("cidr"));
+        assert!(cidrs_apart(&a, na, &b, nb).is_err());
+        let c = raw("service-cidr", "10.43.0.0/16");
+        assert!(cidrs_apart(&a, na, &c, cidr(&c).expect("cidr")).is_ok());
+    }
+
+    #[test]
+    fn modes_names_and_booleans() {
+        assert_eq!(
+            file_mode(&raw("write-kubeconfig-mode", "0644")).ok(),
+            Some(0o644)
+        );
+        assert_eq!(
+            file_mode(&raw("write-kubeconfig-mode", "600")).ok(),
+            Some(0o600)
+        );
+        assert!(file_mode(&raw("write-kubeconfig-mode", "0800")).is_err());
+        assert_eq!(
+            san(&raw("tls-san", "API.Example.com")).ok().as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            san(&raw("tls-san", "*.example.com")).ok().as_deref(),
+            Some("*.example.com")
+        );
+        assert!(san(&raw("tls-san", "a b")).is_err());
+        assert!(domain(&raw("cluster-domain", "Cluster.Local")).is_err());
+        assert_eq!(boolean(&raw("disable-agent", "yes")).ok(), Some(true));
+    }
+}
