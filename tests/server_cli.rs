@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, kill, skiff, wait_for_file};
+use common::{TestServer, free_port, kill, skiff, wait_for_file};
 
 #[test]
 fn version_prints_the_version() {
@@ -277,4 +277,14 @@ fn without_disable_agent_the_server_says_it_runs_the_control_plane_only() {
     assert!(kubeconfig_port(cmd, &dir.path().join("kubeconfig"), &log).is_some());
     let log = std::fs::read_to_string(log).unwrap_or_default();
     assert!(log.contains("control plane only"), "{log}");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = TestServer::start();
+    let status = server
+        .stop()
+        .expect("the server stops within 10 s of SIGTERM");
+    assert!(status.success(), "{status}; log:\n{}", server.log());
+    assert!(server.log().contains("is ready"), "time to ready is logged");
 }

@@ -169,3 +169,15 @@ fn a_given_token_is_kept_and_a_token_for_another_ca_is_refused() {
     assert!(!status.success());
     assert!(server.log().contains("does not match"), "{}", server.log());
 }
+
+#[test]
+fn the_token_can_come_from_a_file() {
+    let mut server = TestServer::new();
+    let file = server.dir.path().join("token.txt");
+    std::fs::write(&file, "from-a-file\n").expect("write token file");
+    let file = file.to_string_lossy().into_owned();
+    server.launch(&["--token-file", &file]);
+    server.wait_ready();
+    let stored = read(&server.data_dir.join("server").join("token"));
+    assert!(stored.trim().ends_with("::server:from-a-file"), "{stored}");
+}

@@ -161,23 +161,24 @@ impl TestServer {
         }
     }
 
-    /// Stops the server with SIGTERM (SIGKILL after 10 s) and reaps it.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+    /// Stops the server with SIGTERM (SIGKILL after 10 s) and reaps it;
+    /// returns how it exited (`None` if it had to be killed or was not
+    /// running).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         kill(&mut child);
+        None
     }
 
     /// Waits (at most `timeout`) for a launched server to exit by itself, as
