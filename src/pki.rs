@@ -75,7 +75,8 @@ pub struct PkiParams {
     pub tls_sans: Vec<String>,
     /// The token as given on the command line, if any.
     pub token: Option<String>,
-    pub https_port: u16,
+    /// The API URL written into the admin kubeconfig.
+    pub kubeconfig_server: String,
     pub kubeconfig_path: PathBuf,
     pub kubeconfig_mode: u32,
 }
@@ -163,8 +164,12 @@ pub fn ensure(params: &PkiParams) -> Result<Pki, PkiError> {
 
     let token = token::ensure(&paths.token, params.token.as_deref(), &ca.cert_pem)?;
 
-    let server = format!("https://127.0.0.1:{}", params.https_port);
-    let config = kubeconfig::render(&server, &ca.cert_pem, &admin_cert_pem, &admin_key_pem)?;
+    let config = kubeconfig::render(
+        &params.kubeconfig_server,
+        &ca.cert_pem,
+        &admin_cert_pem,
+        &admin_key_pem,
+    )?;
     kubeconfig::write(&params.kubeconfig_path, &config, params.kubeconfig_mode)?;
 
     Ok(Pki {

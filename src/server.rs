@@ -79,7 +79,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         cluster_domain: config.cluster_domain.clone(),
         tls_sans: config.tls_san.clone(),
         token: config.token.clone(),
-        https_port: config.https_listen_port,
+        kubeconfig_server: kubeconfig_server(&config),
         kubeconfig_path: config.write_kubeconfig.clone(),
         kubeconfig_mode: config.write_kubeconfig_mode,
     })?;
@@ -125,6 +125,20 @@ fn node_ips(config: &ServerConfig) -> Vec<std::net::IpAddr> {
         ips.push(config.bind_address);
     }
     ips
+}
+
+/// The URL the admin kubeconfig points at: 127.0.0.1, unless the listener
+/// is bound to one specific address (which the serving cert then names).
+fn kubeconfig_server(config: &ServerConfig) -> String {
+    let ip = config.bind_address;
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("https://{host}:{}", config.https_listen_port)
 }
 
 /// Completes on SIGTERM or SIGINT.
