@@ -106,6 +106,7 @@ fn bad_values_fail_naming_the_flag() {
             &["--advertise-address"],
         ),
         flag(&["--token", "K10abc::server:x"], &["--token"]),
+        flag(&["--write-kubeconfig", ""], &["--write-kubeconfig"]),
         Case {
             args: &[],
             config: "cluster-cidr: banana\n",
