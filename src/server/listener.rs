@@ -187,3 +187,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
