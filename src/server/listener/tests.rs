@@ -1,7 +1,7 @@
 //! The listener end to end in-process: an HTTP/1.1 upgrade (as exec and
 //! port-forward use) passes through authentication to the router with the
-//! client certificate's user, and the
-//! upgraded connection carries raw bytes both ways.
+//! client certificate's user, and the upgraded connection carries raw bytes
+//! both ways.
 
 use std::sync::Arc;
 
