@@ -6,6 +6,11 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod pod;
+mod podspec;
+pub mod quantity;
+pub mod validation;
+
 use serde_json::Value;
 
 /// One reason an object is invalid, as an entry of `Status.details.causes`.
@@ -63,9 +68,17 @@ pub trait Strategy: Send + Sync {
 /// The strategy of kinds with no special behaviour.
 pub struct Plain;
 
-impl Strategy for Plain {}
+/// Every kind validates its labels, annotations and finalizers.
+impl Strategy for Plain {
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        validation::validate_meta(obj)
+    }
+}
 
 /// The strategy of a built-in kind, by API group (`""` for core) and kind.
-pub fn strategy_for(_group: &str, _kind: &str) -> &'static dyn Strategy {
-    &Plain
+pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
+    match (group, kind) {
+        ("", "Pod") => &pod::PodStrategy,
+        _ => &Plain,
+    }
 }
