@@ -6,10 +6,12 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod labelselector;
 mod pod;
 mod podspec;
 pub mod quantity;
 pub mod validation;
+mod workloads;
 
 use serde_json::Value;
 
@@ -79,6 +81,13 @@ impl Strategy for Plain {
 pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
     match (group, kind) {
         ("", "Pod") => &pod::PodStrategy,
+        ("", "ReplicationController") => &workloads::ReplicationControllerStrategy,
+        ("", "PodTemplate") => &workloads::PodTemplateStrategy,
+        ("apps", "Deployment") => &workloads::DeploymentStrategy,
+        ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
+        ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
+        ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
+        ("apps", "ControllerRevision") => &workloads::ControllerRevisionStrategy,
         _ => &Plain,
     }
 }

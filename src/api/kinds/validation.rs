@@ -64,6 +64,29 @@ pub fn invalid(field: &str, value: impl Into<Value>, detail: &str) -> Cause {
     }
 }
 
+/// `Invalid value: <shown>: <detail>` with a value already rendered as
+/// upstream's Go formatting would render it (maps, structs).
+pub fn invalid_shown(field: &str, shown: &str, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid",
+        message: with_detail(format!("Invalid value: {shown}"), detail),
+        field: field.into(),
+    }
+}
+
+/// Renders a string map as Go's `%#v` does: `map[string]string{"a":"b"}`.
+pub fn go_string_map(map: Option<&Value>) -> String {
+    let Some(m) = map.and_then(Value::as_object) else {
+        return "map[string]string(nil)".into();
+    };
+    let mut pairs: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), show(v)))
+        .collect();
+    pairs.sort();
+    format!("map[string]string{{{}}}", pairs.join(", "))
+}
+
 /// `Unsupported value: <value>: supported values: "a", "b"`.
 pub fn not_supported(field: &str, value: impl Into<Value>, supported: &[&str]) -> Cause {
     let quoted: Vec<String> = supported.iter().map(|s| show(&Value::from(*s))).collect();
