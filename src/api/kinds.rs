@@ -6,10 +6,14 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod config;
 mod labelselector;
+mod namespace;
+mod node;
 mod pod;
 mod podspec;
 pub mod quantity;
+mod service;
 pub mod validation;
 mod workloads;
 
@@ -83,6 +87,11 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("", "Pod") => &pod::PodStrategy,
         ("", "ReplicationController") => &workloads::ReplicationControllerStrategy,
         ("", "PodTemplate") => &workloads::PodTemplateStrategy,
+        ("", "Service") => &service::ServiceStrategy,
+        ("", "ConfigMap") => &config::ConfigMapStrategy,
+        ("", "Secret") => &config::SecretStrategy,
+        ("", "Namespace") => &namespace::NamespaceStrategy,
+        ("", "Node") => &node::NodeStrategy,
         ("apps", "Deployment") => &workloads::DeploymentStrategy,
         ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
         ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
