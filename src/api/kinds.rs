@@ -6,7 +6,9 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod batch;
 mod config;
+mod cron;
 mod labelselector;
 mod namespace;
 mod node;
@@ -97,6 +99,8 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
         ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
         ("apps", "ControllerRevision") => &workloads::ControllerRevisionStrategy,
+        ("batch", "Job") => &batch::JobStrategy,
+        ("batch", "CronJob") => &batch::CronJobStrategy,
         _ => &Plain,
     }
 }
