@@ -236,7 +236,7 @@ fn validate_job_spec(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
         nonnegative(spec, key, &format!("{p}.{key}"), errs);
     }
     if let Some(v) = spec.get("activeDeadlineSeconds").filter(|v| !v.is_null()) {
-        if !v.as_i64().is_some_and(|n| n > 0) {
+        if v.as_i64().is_none_or(|n| n <= 0) {
             errs.push(invalid(
                 &format!("{p}.activeDeadlineSeconds"),
                 v.clone(),
