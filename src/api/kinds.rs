@@ -15,7 +15,9 @@ mod node;
 mod pod;
 mod podspec;
 pub mod quantity;
+mod rbac;
 mod service;
+mod storage;
 pub mod validation;
 mod workloads;
 
@@ -99,6 +101,13 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
         ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
         ("apps", "ControllerRevision") => &workloads::ControllerRevisionStrategy,
+        ("", "PersistentVolume") => &storage::PersistentVolumeStrategy,
+        ("", "PersistentVolumeClaim") => &storage::PersistentVolumeClaimStrategy,
+        ("storage.k8s.io", "StorageClass") => &storage::StorageClassStrategy,
+        ("rbac.authorization.k8s.io", "Role") => &rbac::RoleStrategy,
+        ("rbac.authorization.k8s.io", "ClusterRole") => &rbac::ClusterRoleStrategy,
+        ("rbac.authorization.k8s.io", "RoleBinding") => &rbac::RoleBindingStrategy,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => &rbac::ClusterRoleBindingStrategy,
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
         _ => &Plain,
