@@ -11,6 +11,7 @@ mod config;
 mod cron;
 mod labelselector;
 mod namespace;
+mod networking;
 mod node;
 mod pod;
 mod podspec;
@@ -108,6 +109,11 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("rbac.authorization.k8s.io", "ClusterRole") => &rbac::ClusterRoleStrategy,
         ("rbac.authorization.k8s.io", "RoleBinding") => &rbac::RoleBindingStrategy,
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => &rbac::ClusterRoleBindingStrategy,
+        ("", "Endpoints") => &networking::EndpointsStrategy,
+        ("discovery.k8s.io", "EndpointSlice") => &networking::EndpointSliceStrategy,
+        ("networking.k8s.io", "Ingress") => &networking::IngressStrategy,
+        ("networking.k8s.io", "IngressClass") => &networking::IngressClassStrategy,
+        ("networking.k8s.io", "NetworkPolicy") => &networking::NetworkPolicyStrategy,
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
         _ => &Plain,
