@@ -8,7 +8,9 @@
 
 mod batch;
 mod config;
+mod coordination;
 mod cron;
+mod disruption;
 mod labelselector;
 mod namespace;
 mod networking;
@@ -16,7 +18,9 @@ mod node;
 mod pod;
 mod podspec;
 pub mod quantity;
+mod quota;
 mod rbac;
+mod scheduling;
 mod service;
 mod storage;
 pub mod validation;
@@ -114,6 +118,11 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("networking.k8s.io", "Ingress") => &networking::IngressStrategy,
         ("networking.k8s.io", "IngressClass") => &networking::IngressClassStrategy,
         ("networking.k8s.io", "NetworkPolicy") => &networking::NetworkPolicyStrategy,
+        ("", "LimitRange") => &quota::LimitRangeStrategy,
+        ("", "ResourceQuota") => &quota::ResourceQuotaStrategy,
+        ("policy", "PodDisruptionBudget") => &disruption::PodDisruptionBudgetStrategy,
+        ("scheduling.k8s.io", "PriorityClass") => &scheduling::PriorityClassStrategy,
+        ("coordination.k8s.io", "Lease") => &coordination::LeaseStrategy,
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
         _ => &Plain,
