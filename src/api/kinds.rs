@@ -6,11 +6,14 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod autoscaling;
 mod batch;
 mod config;
 mod coordination;
+mod crd;
 mod cron;
 mod disruption;
+mod event;
 mod labelselector;
 mod namespace;
 mod networking;
@@ -123,6 +126,11 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("policy", "PodDisruptionBudget") => &disruption::PodDisruptionBudgetStrategy,
         ("scheduling.k8s.io", "PriorityClass") => &scheduling::PriorityClassStrategy,
         ("coordination.k8s.io", "Lease") => &coordination::LeaseStrategy,
+        ("autoscaling", "HorizontalPodAutoscaler") => &autoscaling::HorizontalPodAutoscalerStrategy,
+        ("" | "events.k8s.io", "Event") => &event::EventStrategy,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            &crd::CustomResourceDefinitionStrategy
+        }
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
         _ => &Plain,
