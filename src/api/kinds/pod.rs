@@ -157,10 +157,12 @@ pub fn qos_class(spec: &Value) -> &'static str {
         let mut found_limits = 0;
         for name in ["cpu", "memory"] {
             if let Some(n) = amount(obj_at(res, "requests"), name) {
-                *requests.entry(name).or_default() += n;
+                let r = requests.entry(name).or_default();
+                *r = r.saturating_add(n);
             }
             if let Some(n) = amount(obj_at(res, "limits"), name) {
-                *limits.entry(name).or_default() += n;
+                let l = limits.entry(name).or_default();
+                *l = l.saturating_add(n);
                 found_limits += 1;
             }
         }
