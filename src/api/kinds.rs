@@ -93,6 +93,20 @@ impl Strategy for Plain {
     }
 }
 
+/// The problems with `name` as a kind's `metadata.name`, in upstream's
+/// words (empty when valid). Most kinds take an RFC 1123 subdomain;
+/// Namespaces take an RFC 1123 label, Services an RFC 1035 label, and RBAC
+/// objects any path segment (`system:controller:...` names contain colons).
+/// The generic code should check names with this rather than a fixed rule.
+pub fn validate_name(group: &str, kind: &str, name: &str) -> Vec<String> {
+    match (group, kind) {
+        ("", "Namespace") => validation::dns1123_label(name),
+        ("", "Service") => validation::dns1035_label(name),
+        ("rbac.authorization.k8s.io", _) => validation::path_segment_name(name),
+        _ => validation::dns1123_subdomain(name),
+    }
+}
+
 /// The strategy of a built-in kind, by API group (`""` for core) and kind.
 pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
     match (group, kind) {
@@ -463,6 +477,18 @@ mod tests {
         fn no_strategy_panics_on_arbitrary_json(new in arbitrary_json(), old in arbitrary_json()) {
             exercise(&new, &old);
         }
+    }
+
+    #[test]
+    fn names_follow_each_kinds_rule() {
+        assert!(super::validate_name("", "Pod", "web.1").is_empty());
+        assert!(!super::validate_name("", "Namespace", "team.a").is_empty());
+        assert!(!super::validate_name("", "Service", "1web").is_empty());
+        assert!(
+            super::validate_name("rbac.authorization.k8s.io", "ClusterRole", "system:node")
+                .is_empty()
+        );
+        assert!(!super::validate_name("rbac.authorization.k8s.io", "Role", "a/b").is_empty());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::validation::{
-    arr_at, invalid, invalid_each, obj_entry, qualified_name, str_at, validate_meta,
+    arr_at, dns1123_label, invalid, invalid_each, obj_entry, qualified_name, str_at, stricter_name,
+    validate_meta,
 };
 use super::{Cause, Strategy};
 
@@ -61,6 +62,7 @@ impl Strategy for NamespaceStrategy {
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = validate_meta(obj);
+        errs.extend(stricter_name(obj, dns1123_label));
         for (i, f) in arr_at(obj.get("spec").unwrap_or(&Value::Null), "finalizers")
             .iter()
             .enumerate()
@@ -117,6 +119,11 @@ mod tests {
         let mut new = json!({"metadata": {"name": "a"}, "spec": {"finalizers": []}});
         NamespaceStrategy.prepare_for_update(&mut new, &old);
         assert_eq!(new["spec"]["finalizers"], json!(["kubernetes"]));
+        let dotted = json!({"metadata": {"name": "a.b"}});
+        assert_eq!(
+            NamespaceStrategy.validate_create(&dotted)[0].field,
+            "metadata.name"
+        );
         let bad = json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}});
         assert_eq!(
             NamespaceStrategy.validate_create(&bad)[0].field,

@@ -205,6 +205,10 @@ impl Strategy for ServiceStrategy {
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = validate_meta(obj);
+        errs.extend(super::validation::stricter_name(
+            obj,
+            super::validation::dns1035_label,
+        ));
         errs.extend(validate_spec(obj.get("spec").unwrap_or(&Value::Null)));
         errs
     }
@@ -597,6 +601,11 @@ mod tests {
         assert_eq!(
             errs[0].message,
             "Invalid value: \"10.0.0.300\": must be empty, 'None', or a valid IP address"
+        );
+        let numeric = create(json!({"metadata": {"name": "1web"}, "spec": {"clusterIP": "None"}}));
+        assert_eq!(
+            ServiceStrategy.validate_create(&numeric)[0].field,
+            "metadata.name"
         );
         let mut t = svc();
         t["spec"]["type"] = json!("Foo");

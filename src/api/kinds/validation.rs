@@ -521,6 +521,19 @@ pub fn validate_meta(obj: &Value) -> Vec<Cause> {
     errs
 }
 
+/// Checks `metadata.name` against a rule stricter than the RFC 1123
+/// subdomain the generic code applies, reporting only names that pass the
+/// generic rule (so a name is never reported twice).
+pub fn stricter_name(obj: &Value, check: fn(&str) -> Vec<String>) -> Vec<Cause> {
+    let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    if name.is_empty() || !dns1123_subdomain(name).is_empty() {
+        return Vec::new();
+    }
+    invalid_each("metadata.name", name, check(name))
+}
+
 /// The labels of an object's `metadata` (or a template's), as pairs.
 pub fn labels_of(meta_holder: &Value) -> Vec<(String, String)> {
     meta_holder

@@ -15,6 +15,7 @@ use super::validation::{
 use super::{Cause, Strategy};
 
 const SELECTOR_MISMATCH: &str = "`selector` does not match template `labels`";
+const RS_DEADLINE: &str = "activeDeadlineSeconds in ReplicaSet is not Supported";
 
 /// Checks an optional integer field at `key` of `spec` is ≥ 0.
 pub fn nonnegative(spec: &Value, key: &str, field: &str, errs: &mut Vec<Cause>) {
@@ -37,15 +38,17 @@ pub fn reset_status(obj: &mut Value) {
 
 /// The apps/v1 rules on `spec.selector` and `spec.template`: selector
 /// required, non-empty, valid and selecting the template's labels; template
-/// valid with `restartPolicy: Always` unless `restart_policies` says otherwise.
+/// valid with `restartPolicy: Always` and no `activeDeadlineSeconds`.
+/// `template` is what to validate as the pod template (a StatefulSet adds
+/// its claim templates as volumes first).
 fn validate_selector_and_template(
     spec: &Value,
+    template: &Value,
     kind: &str,
-    restart_policies: &[&str],
+    deadline_msg: &str,
     errs: &mut Vec<Cause>,
 ) {
     let selector = spec.get("selector").filter(|s| !s.is_null());
-    let template = spec.get("template").unwrap_or(&Value::Null);
     let template_labels = template.pointer("/metadata/labels");
     match selector {
         None => errs.push(required("spec.selector")),
@@ -69,7 +72,46 @@ fn validate_selector_and_template(
         }
     }
     errs.extend(validate_template(template, "spec.template"));
-    check_restart_policy(template, restart_policies, errs);
+    check_restart_policy(template, &["Always"], errs);
+    if let Some(d) = template
+        .pointer("/spec/activeDeadlineSeconds")
+        .filter(|d| !d.is_null())
+    {
+        errs.push(invalid(
+            "spec.template.spec.activeDeadlineSeconds",
+            d.clone(),
+            deadline_msg,
+        ));
+    }
+}
+
+/// A StatefulSet's template with a volume per claim template, so that
+/// mounts of claimed volumes validate, and the claim templates' own checks.
+fn statefulset_template(spec: &Value, errs: &mut Vec<Cause>) -> Value {
+    let mut template = spec.get("template").cloned().unwrap_or(Value::Null);
+    let claims = super::validation::arr_at(spec, "volumeClaimTemplates");
+    let mut extra = Vec::new();
+    for (i, claim) in claims.iter().enumerate() {
+        let cp = format!("spec.volumeClaimTemplates[{i}]");
+        super::storage::validate_claim_spec(
+            claim.get("spec").unwrap_or(&Value::Null),
+            &format!("{cp}.spec"),
+            errs,
+        );
+        if let Some(name) = claim.pointer("/metadata/name").and_then(Value::as_str) {
+            extra.push(json!({"name": name, "persistentVolumeClaim": {"claimName": name}}));
+        }
+    }
+    if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
+        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+        if volumes.is_null() {
+            *volumes = json!([]);
+        }
+        if let Some(v) = volumes.as_array_mut() {
+            v.extend(extra);
+        }
+    }
+    template
 }
 
 fn check_restart_policy(template: &Value, allowed: &[&str], errs: &mut Vec<Cause>) {
@@ -205,7 +247,8 @@ impl Strategy for DeploymentStrategy {
         ] {
             nonnegative(spec, key, &format!("spec.{key}"), &mut errs);
         }
-        validate_selector_and_template(spec, "deployment", &["Always"], &mut errs);
+        let template = spec.get("template").unwrap_or(&Value::Null);
+        validate_selector_and_template(spec, template, "deployment", RS_DEADLINE, &mut errs);
         let strategy = spec.get("strategy").unwrap_or(&Value::Null);
         match str_at(strategy, "type").unwrap_or("") {
             "RollingUpdate" => {
@@ -271,7 +314,8 @@ impl Strategy for ReplicaSetStrategy {
         let spec = spec_of(obj);
         nonnegative(spec, "replicas", "spec.replicas", &mut errs);
         nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", &mut errs);
-        validate_selector_and_template(spec, "deployment", &["Always"], &mut errs);
+        let template = spec.get("template").unwrap_or(&Value::Null);
+        validate_selector_and_template(spec, template, "deployment", RS_DEADLINE, &mut errs);
         errs
     }
 
@@ -412,7 +456,14 @@ impl Strategy for StatefulSetStrategy {
                 super::validation::dns1123_label(name),
             ));
         }
-        validate_selector_and_template(spec, "statefulset", &["Always"], &mut errs);
+        let template = statefulset_template(spec, &mut errs);
+        validate_selector_and_template(
+            spec,
+            &template,
+            "statefulset",
+            "activeDeadlineSeconds in StatefulSet is not Supported",
+            &mut errs,
+        );
         errs
     }
 
@@ -480,7 +531,14 @@ impl Strategy for DaemonSetStrategy {
             "spec.revisionHistoryLimit",
             &mut errs,
         );
-        validate_selector_and_template(spec, "daemonset", &["Always"], &mut errs);
+        let template = spec.get("template").unwrap_or(&Value::Null);
+        validate_selector_and_template(
+            spec,
+            template,
+            "daemonset",
+            "activeDeadlineSeconds must be nil for daemonset",
+            &mut errs,
+        );
         let us = spec.get("updateStrategy").unwrap_or(&Value::Null);
         match str_at(us, "type").unwrap_or("") {
             "RollingUpdate" => {
@@ -598,6 +656,16 @@ impl Strategy for ReplicationControllerStrategy {
         }
         errs.extend(validate_template(template, "spec.template"));
         check_restart_policy(template, &["Always"], &mut errs);
+        if let Some(d) = template
+            .pointer("/spec/activeDeadlineSeconds")
+            .filter(|d| !d.is_null())
+        {
+            errs.push(invalid(
+                "spec.template.spec.activeDeadlineSeconds",
+                d.clone(),
+                RS_DEADLINE,
+            ));
+        }
         errs
     }
 
@@ -764,6 +832,41 @@ mod tests {
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
         );
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+    }
+
+    #[test]
+    fn statefulset_mounts_its_claim_templates() {
+        let mut s = kubectl_deployment();
+        s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/data"}]);
+        s["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+        StatefulSetStrategy.default(&mut s);
+        assert!(
+            StatefulSetStrategy.validate_create(&s).is_empty(),
+            "{:?}",
+            StatefulSetStrategy.validate_create(&s)
+        );
+        s["spec"]["volumeClaimTemplates"][0]["spec"] = json!({});
+        let fields: Vec<String> = StatefulSetStrategy
+            .validate_create(&s)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.volumeClaimTemplates[0].spec.accessModes",
+                "spec.volumeClaimTemplates[0].spec.resources[storage]"
+            ]
+        );
+        let mut d = kubectl_deployment();
+        d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        DeploymentStrategy.default(&mut d);
+        assert_eq!(
+            DeploymentStrategy.validate_create(&d)[0].message,
+            "Invalid value: 5: activeDeadlineSeconds in ReplicaSet is not Supported"
+        );
     }
 
     #[test]
