@@ -9,6 +9,7 @@
 mod autoscaling;
 mod batch;
 mod config;
+mod container;
 mod coordination;
 mod crd;
 mod cron;

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::container::{invalid_each_int, validate_protocol};
 use super::labelselector::validate_selector;
-use super::podspec::{invalid_each_int, validate_protocol};
 use super::validation::{
     arr_at, cidr, default_field, dns1035_label, dns1123_label, dns1123_subdomain, duplicate,
     each_obj_mut, forbidden, immutable, int_at, invalid, invalid_each, not_supported, obj_entry,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::podspec::validate_quantity;
+use super::container::validate_quantity;
 use super::quantity::Quantity;
 use super::validation::{
     arr_at, duplicate, invalid, invalid_each, obj_at, qualified_name, str_at, validate_meta,

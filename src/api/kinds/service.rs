@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::podspec::{invalid_each_int, validate_protocol};
+use super::container::{invalid_each_int, validate_protocol};
 use super::validation::{
     arr_at, cidr, default_field, dns1123_label, dns1123_subdomain, duplicate, forbidden, int_at,
     invalid, invalid_each, invalid_shown, ip_address, not_supported, obj_entry, parse_ip,

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::podspec::validate_quantity;
+use super::container::validate_quantity;
 use super::validation::{
     arr_at, default_field, dns1123_subdomain, forbidden, immutable, invalid, invalid_each,
     not_supported, obj_at, obj_entry, qualified_name, required, required_because, str_at, too_long,
