@@ -164,6 +164,7 @@ impl Strategy for ServiceStrategy {
         let Some(spec) = new.get_mut("spec").filter(|s| s.is_object()) else {
             return;
         };
+        drop_type_dependent_fields(spec, old_spec);
         let needs_ip = |s: &Value| svc_type(s) != "ExternalName";
         if needs_ip(spec) && needs_ip(old_spec) {
             // a PUT without the allocated IPs keeps them, as upstream's REST does
@@ -266,6 +267,57 @@ impl Strategy for ServiceStrategy {
             ),
             ("spec.type", str_at(spec, "type").unwrap_or("").to_string()),
         ]
+    }
+}
+
+/// Upstream's `dropTypeDependentFields`: when the type changes, values the
+/// old type needed and the client left untouched are cleared, so that e.g.
+/// NodePort → ClusterIP or ClusterIP → ExternalName validates.
+fn drop_type_dependent_fields(spec: &mut Value, old: &Value) {
+    let (new_type, old_type) = (svc_type(spec).to_string(), svc_type(old));
+    if new_type == old_type {
+        return;
+    }
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    let unchanged = |m: &serde_json::Map<String, Value>, k: &str| m.get(k) == old.get(k);
+    if new_type == "ExternalName" && unchanged(m, "clusterIP") {
+        for key in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            m.remove(key);
+        }
+    }
+    if !matches!(new_type.as_str(), "NodePort" | "LoadBalancer") {
+        let old_ports = arr_at(old, "ports");
+        if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                let node_port = p.get("nodePort").cloned();
+                let was_old = node_port
+                    .as_ref()
+                    .is_some_and(|np| old_ports.iter().any(|o| o.get("nodePort") == Some(np)));
+                if let (true, Some(pm)) = (was_old, p.as_object_mut()) {
+                    pm.remove("nodePort");
+                }
+            }
+        }
+        if unchanged(m, "externalTrafficPolicy")
+            && m.get("externalIPs")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+        {
+            m.remove("externalTrafficPolicy");
+        }
+    }
+    if new_type != "LoadBalancer" {
+        for key in [
+            "healthCheckNodePort",
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+        ] {
+            if unchanged(m, key) {
+                m.remove(key);
+            }
+        }
     }
 }
 
@@ -633,6 +685,33 @@ mod tests {
         assert_eq!(
             errs[0].message,
             "Invalid value: []string{\"10.43.0.11\"}: may not change once set"
+        );
+    }
+
+    #[test]
+    fn changing_type_drops_what_the_old_type_needed() {
+        let mut np = svc();
+        np["spec"]["type"] = json!("NodePort");
+        np["spec"]["clusterIP"] = json!("10.43.0.7");
+        np["spec"]["ports"][0]["nodePort"] = json!(30080);
+        let old = create(np);
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ClusterIP");
+        ServiceStrategy.default(&mut new);
+        ServiceStrategy.prepare_for_update(&mut new, &old);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(new["spec"].get("externalTrafficPolicy").is_none());
+        assert!(ServiceStrategy.validate_update(&new, &old).is_empty());
+        let mut ext = old.clone();
+        ext["spec"]["type"] = json!("ExternalName");
+        ext["spec"]["externalName"] = json!("db.example.com");
+        ServiceStrategy.default(&mut ext);
+        ServiceStrategy.prepare_for_update(&mut ext, &old);
+        assert!(ext["spec"].get("clusterIP").is_none());
+        assert!(
+            ServiceStrategy.validate_update(&ext, &old).is_empty(),
+            "{:?}",
+            ServiceStrategy.validate_update(&ext, &old)
         );
     }
 
