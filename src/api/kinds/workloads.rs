@@ -39,15 +39,15 @@ pub fn reset_status(obj: &mut Value) {
 /// The apps/v1 rules on `spec.selector` and `spec.template`: selector
 /// required, non-empty, valid and selecting the template's labels; template
 /// valid with `restartPolicy: Always` and no `activeDeadlineSeconds`.
-/// `template` is what to validate as the pod template (a StatefulSet adds
-/// its claim templates as volumes first).
+/// StatefulSets, as upstream, check only the template's labels and
+/// annotations, not its pod spec (whose mounts may name claim templates).
 fn validate_selector_and_template(
     spec: &Value,
-    template: &Value,
     kind: &str,
     deadline_msg: &str,
     errs: &mut Vec<Cause>,
 ) {
+    let template = spec.get("template").unwrap_or(&Value::Null);
     let selector = spec.get("selector").filter(|s| !s.is_null());
     let template_labels = template.pointer("/metadata/labels");
     match selector {
@@ -71,47 +71,40 @@ fn validate_selector_and_template(
             }
         }
     }
+    let deadline = template
+        .pointer("/spec/activeDeadlineSeconds")
+        .filter(|d| !d.is_null());
+    if kind == "statefulset" {
+        let meta = template.get("metadata");
+        if template.is_null() {
+            errs.push(required("spec.template"));
+        }
+        errs.extend(validate_labels(
+            meta.and_then(|m| m.get("labels")),
+            "spec.template.labels",
+        ));
+        errs.extend(super::validation::validate_annotations(
+            meta.and_then(|m| m.get("annotations")),
+            "spec.template.annotations",
+        ));
+        check_restart_policy(template, &["Always"], errs);
+        if deadline.is_some() {
+            errs.push(forbidden(
+                "spec.template.spec.activeDeadlineSeconds",
+                deadline_msg,
+            ));
+        }
+        return;
+    }
     errs.extend(validate_template(template, "spec.template"));
     check_restart_policy(template, &["Always"], errs);
-    if let Some(d) = template
-        .pointer("/spec/activeDeadlineSeconds")
-        .filter(|d| !d.is_null())
-    {
+    if let Some(d) = deadline {
         errs.push(invalid(
             "spec.template.spec.activeDeadlineSeconds",
             d.clone(),
             deadline_msg,
         ));
     }
-}
-
-/// A StatefulSet's template with a volume per claim template, so that
-/// mounts of claimed volumes validate, and the claim templates' own checks.
-fn statefulset_template(spec: &Value, errs: &mut Vec<Cause>) -> Value {
-    let mut template = spec.get("template").cloned().unwrap_or(Value::Null);
-    let claims = super::validation::arr_at(spec, "volumeClaimTemplates");
-    let mut extra = Vec::new();
-    for (i, claim) in claims.iter().enumerate() {
-        let cp = format!("spec.volumeClaimTemplates[{i}]");
-        super::storage::validate_claim_spec(
-            claim.get("spec").unwrap_or(&Value::Null),
-            &format!("{cp}.spec"),
-            errs,
-        );
-        if let Some(name) = claim.pointer("/metadata/name").and_then(Value::as_str) {
-            extra.push(json!({"name": name, "persistentVolumeClaim": {"claimName": name}}));
-        }
-    }
-    if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
-        if volumes.is_null() {
-            *volumes = json!([]);
-        }
-        if let Some(v) = volumes.as_array_mut() {
-            v.extend(extra);
-        }
-    }
-    template
 }
 
 fn check_restart_policy(template: &Value, allowed: &[&str], errs: &mut Vec<Cause>) {
@@ -247,8 +240,7 @@ impl Strategy for DeploymentStrategy {
         ] {
             nonnegative(spec, key, &format!("spec.{key}"), &mut errs);
         }
-        let template = spec.get("template").unwrap_or(&Value::Null);
-        validate_selector_and_template(spec, template, "deployment", RS_DEADLINE, &mut errs);
+        validate_selector_and_template(spec, "deployment", RS_DEADLINE, &mut errs);
         let strategy = spec.get("strategy").unwrap_or(&Value::Null);
         match str_at(strategy, "type").unwrap_or("") {
             "RollingUpdate" => {
@@ -314,8 +306,7 @@ impl Strategy for ReplicaSetStrategy {
         let spec = spec_of(obj);
         nonnegative(spec, "replicas", "spec.replicas", &mut errs);
         nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", &mut errs);
-        let template = spec.get("template").unwrap_or(&Value::Null);
-        validate_selector_and_template(spec, template, "deployment", RS_DEADLINE, &mut errs);
+        validate_selector_and_template(spec, "deployment", RS_DEADLINE, &mut errs);
         errs
     }
 
@@ -456,10 +447,8 @@ impl Strategy for StatefulSetStrategy {
                 super::validation::dns1123_label(name),
             ));
         }
-        let template = statefulset_template(spec, &mut errs);
         validate_selector_and_template(
             spec,
-            &template,
             "statefulset",
             "activeDeadlineSeconds in StatefulSet is not Supported",
             &mut errs,
@@ -531,10 +520,8 @@ impl Strategy for DaemonSetStrategy {
             "spec.revisionHistoryLimit",
             &mut errs,
         );
-        let template = spec.get("template").unwrap_or(&Value::Null);
         validate_selector_and_template(
             spec,
-            template,
             "daemonset",
             "activeDeadlineSeconds must be nil for daemonset",
             &mut errs,
@@ -835,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn statefulset_mounts_its_claim_templates() {
+    fn statefulset_template_spec_is_not_validated_but_deadlines_are_forbidden() {
         let mut s = kubectl_deployment();
         s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
             json!([{"name": "data", "mountPath": "/data"}]);
@@ -847,18 +834,13 @@ mod tests {
             "{:?}",
             StatefulSetStrategy.validate_create(&s)
         );
-        s["spec"]["volumeClaimTemplates"][0]["spec"] = json!({});
-        let fields: Vec<String> = StatefulSetStrategy
-            .validate_create(&s)
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        s["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
         assert_eq!(
-            fields,
-            vec![
-                "spec.volumeClaimTemplates[0].spec.accessModes",
-                "spec.volumeClaimTemplates[0].spec.resources[storage]"
-            ]
+            StatefulSetStrategy.validate_create(&s),
+            vec![forbidden(
+                "spec.template.spec.activeDeadlineSeconds",
+                "activeDeadlineSeconds in StatefulSet is not Supported"
+            )]
         );
         let mut d = kubectl_deployment();
         d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
