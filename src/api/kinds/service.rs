@@ -70,10 +70,13 @@ fn default_ip_families(spec: &mut Value) {
         .and_then(Value::as_object)
         .is_some_and(|m| !m.is_empty());
     let (policy, families) = if ip == "None" {
+        // upstream gives a selectorless headless Service PreferDualStack
+        // (its endpoints may be of either family); on this single-stack
+        // IPv4 cluster the families stay [IPv4]
         let policy = if has_selector {
             "SingleStack"
         } else {
-            "RequireDualStack"
+            "PreferDualStack"
         };
         (policy, vec!["IPv4"])
     } else {
@@ -643,7 +646,7 @@ mod tests {
     fn headless_external_name_and_bad_ips() {
         let s = create(json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}));
         assert!(ServiceStrategy.validate_create(&s).is_empty());
-        assert_eq!(s["spec"]["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(s["spec"]["ipFamilyPolicy"], "PreferDualStack");
         let e = create(json!({"metadata": {"name": "e"}, "spec": {"type": "ExternalName"}}));
         let errs = ServiceStrategy.validate_create(&e);
         assert_eq!(errs[0].field, "spec.externalName");
