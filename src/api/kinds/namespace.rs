@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::validation::{
-    arr_at, dns1123_label, invalid, invalid_each, obj_entry, qualified_name, str_at, stricter_name,
+    arr_at, dns1123_label, invalid, invalid_each, obj_entry, qualified_name, stricter_name,
     validate_meta,
 };
 use super::{Cause, Strategy};
@@ -83,12 +83,20 @@ impl Strategy for NamespaceStrategy {
         errs
     }
 
+    /// `name` is an upstream bug kept for compatibility.
     fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
         let phase = obj
-            .get("status")
-            .and_then(|s| str_at(s, "phase"))
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
             .unwrap_or("");
-        vec![("status.phase", phase.to_string())]
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        vec![
+            ("status.phase", phase.to_string()),
+            ("name", name.to_string()),
+        ]
     }
 }
 
@@ -109,7 +117,10 @@ mod tests {
         assert!(NamespaceStrategy.validate_create(&ns).is_empty());
         assert_eq!(
             NamespaceStrategy.field_attributes(&ns),
-            vec![("status.phase", "Active".to_string())]
+            vec![
+                ("status.phase", "Active".to_string()),
+                ("name", "team-a".to_string())
+            ]
         );
     }
 

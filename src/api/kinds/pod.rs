@@ -44,6 +44,9 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            super::podspec::sync_service_account(spec);
+        }
         let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
         let mut status = json!({"phase": "Pending", "qosClass": qos});
         if !arr_at(obj.get("spec").unwrap_or(&Value::Null), "schedulingGates").is_empty() {
@@ -56,6 +59,12 @@ impl Strategy for PodStrategy {
         }
         if let Some(m) = obj.as_object_mut() {
             m.insert("status".into(), status);
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
+        if let Some(spec) = new.get_mut("spec") {
+            super::podspec::sync_service_account(spec);
         }
     }
 

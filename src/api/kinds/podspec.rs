@@ -82,10 +82,27 @@ pub fn default_pod_spec(spec: &mut Value) {
     obj_entry(spec, "securityContext");
     default_field(spec, "terminationGracePeriodSeconds", 30);
     default_field(spec, "schedulerName", "default-scheduler");
+    sync_service_account(spec);
     for list in CONTAINER_LISTS {
         each_obj_mut(spec, list, default_container);
     }
     each_obj_mut(spec, "volumes", default_volume);
+}
+
+/// Keeps the deprecated `serviceAccount` in step with `serviceAccountName`,
+/// as upstream's v1 conversion does on every write (the old field fills the
+/// new one when only it is set; otherwise the new one wins).
+pub fn sync_service_account(spec: &mut Value) {
+    let name = str_at(spec, "serviceAccountName").unwrap_or("").to_string();
+    let old = str_at(spec, "serviceAccount").unwrap_or("").to_string();
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    if name.is_empty() && !old.is_empty() {
+        m.insert("serviceAccountName".into(), old.into());
+    } else if !name.is_empty() {
+        m.insert("serviceAccount".into(), name.into());
+    }
 }
 
 fn default_container(c: &mut Value) {
@@ -452,6 +469,9 @@ mod tests {
         assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
         assert_eq!(spec["volumes"][1]["secret"]["defaultMode"], 420);
         assert_eq!(spec["securityContext"], json!({}));
+        let mut sa = json!({"serviceAccount": "builder", "containers": []});
+        default_pod_spec(&mut sa);
+        assert_eq!(sa["serviceAccountName"], "builder");
         assert!(validate_pod_spec(&spec, "spec").is_empty());
     }
 

@@ -77,7 +77,20 @@ fn validate_volume_mode(spec: &Value, field: &str, errs: &mut Vec<Cause>) {
 /// PersistentVolumes (core/v1).
 pub struct PersistentVolumeStrategy;
 
+/// The `name` field selector PVs and PVCs keep for compatibility.
+fn name_attribute(obj: &Value) -> Vec<(&'static str, String)> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    vec![("name", name.to_string())]
+}
+
 impl Strategy for PersistentVolumeStrategy {
+    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        name_attribute(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "persistentVolumeReclaimPolicy", "Retain");
@@ -234,6 +247,10 @@ pub fn validate_claim_spec(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
 }
 
 impl Strategy for PersistentVolumeClaimStrategy {
+    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        name_attribute(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "volumeMode", "Filesystem");
