@@ -16,6 +16,26 @@ use super::validation::{
     required_because, str_at, type_invalid,
 };
 
+/// Upstream's `SetDefaults_ResourceList` plus its serialisation: every
+/// quantity of the map at `key` of `holder` rounded up to milli-units and
+/// written in canonical form (`cpu: 0.5` reads back as `500m`). Values that
+/// do not parse are left for validation to report.
+pub fn canonicalize_resource_list(holder: &mut Value, key: &str) {
+    let Some(list) = holder.get_mut(key).and_then(Value::as_object_mut) else {
+        return;
+    };
+    for v in list.values_mut() {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        if let Ok(q) = Quantity::parse(&text) {
+            *v = Value::String(q.round_up_to_milli().canonical());
+        }
+    }
+}
+
 /// Checks an optional integer field is ≥ 0.
 fn nonnegative(obj: &Value, key: &str, field: &str, errs: &mut Vec<Cause>) {
     match obj.get(key) {
@@ -418,6 +438,16 @@ mod tests {
 
     fn fields(errs: &[Cause]) -> Vec<&str> {
         errs.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn resource_lists_are_rounded_and_canonical() {
+        let mut res = json!({"limits": {"cpu": 0.5, "memory": "1024Mi", "odd": "x"}});
+        canonicalize_resource_list(&mut res, "limits");
+        assert_eq!(
+            res["limits"],
+            json!({"cpu": "500m", "memory": "1Gi", "odd": "x"})
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::container::canonicalize_resource_list;
 use super::podspec::validate_taint_effect;
 use super::validation::{
     arr_at, cidr, forbidden, invalid, invalid_each, label_value, obj_entry, qualified_name,
@@ -37,6 +38,10 @@ impl Strategy for NodeStrategy {
                     _ => {}
                 }
             }
+        }
+        if let Some(status) = obj.get_mut("status") {
+            canonicalize_resource_list(status, "capacity");
+            canonicalize_resource_list(status, "allocatable");
         }
         let capacity = obj
             .pointer("/status/capacity")

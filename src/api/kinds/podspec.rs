@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::Cause;
-use super::container::{validate_container, validate_quantity};
+use super::container::{canonicalize_resource_list, validate_container, validate_quantity};
 use super::validation::{
     arr_at, default_field, dns1123_label, dns1123_subdomain, duplicate, each_obj_mut, forbidden,
     invalid, invalid_each, label_value, not_supported, obj_entry, qualified_name, required,
@@ -112,6 +112,10 @@ fn default_container(c: &mut Value) {
     }
     default_field(c, "terminationMessagePath", "/dev/termination-log");
     default_field(c, "terminationMessagePolicy", "File");
+    if let Some(res) = c.get_mut("resources") {
+        canonicalize_resource_list(res, "limits");
+        canonicalize_resource_list(res, "requests");
+    }
     each_obj_mut(c, "ports", |p| default_field(p, "protocol", "TCP"));
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::container::validate_quantity;
+use super::container::{canonicalize_resource_list, validate_quantity};
 use super::validation::{
     arr_at, default_field, dns1123_subdomain, forbidden, immutable, invalid, invalid_each,
     not_supported, obj_at, obj_entry, qualified_name, required, required_because, str_at, too_long,
@@ -95,6 +95,7 @@ impl Strategy for PersistentVolumeStrategy {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "persistentVolumeReclaimPolicy", "Retain");
             default_field(spec, "volumeMode", "Filesystem");
+            canonicalize_resource_list(spec, "capacity");
         }
     }
 
@@ -247,14 +248,18 @@ pub fn validate_claim_spec(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
 }
 
 impl Strategy for PersistentVolumeClaimStrategy {
-    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
-        name_attribute(obj)
-    }
-
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "volumeMode", "Filesystem");
+            if let Some(res) = spec.get_mut("resources") {
+                canonicalize_resource_list(res, "requests");
+                canonicalize_resource_list(res, "limits");
+            }
         }
+    }
+
+    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        name_attribute(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
