@@ -6,6 +6,7 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod affinity;
 mod autoscaling;
 mod batch;
 mod config;

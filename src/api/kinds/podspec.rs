@@ -12,8 +12,8 @@ use super::Cause;
 use super::container::{canonicalize_resource_list, validate_container, validate_quantity};
 use super::validation::{
     arr_at, default_field, dns1123_label, dns1123_subdomain, duplicate, each_obj_mut, forbidden,
-    invalid, invalid_each, label_value, not_supported, obj_entry, qualified_name, required,
-    required_because, str_at, type_invalid, validate_labels,
+    invalid, invalid_each, ip_address, label_value, not_supported, obj_entry, qualified_name,
+    required, required_because, str_at, type_invalid, validate_labels,
 };
 
 /// The container lists of a PodSpec, in upstream's order.
@@ -273,7 +273,82 @@ pub fn validate_pod_spec(spec: &Value, p: &str) -> Vec<Cause> {
         &format!("{p}.tolerations"),
         &mut errs,
     );
+    super::affinity::validate_placement(spec, p, &mut errs);
+    validate_dns_and_hosts(spec, p, &mut errs);
     errs
+}
+
+/// `dnsConfig` (required with `dnsPolicy: None`), `hostAliases` and the
+/// pod security context's ids.
+fn validate_dns_and_hosts(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
+    let dns = spec.get("dnsConfig").filter(|d| !d.is_null());
+    if str_at(spec, "dnsPolicy") == Some("None") {
+        let nameservers = dns.map(|d| arr_at(d, "nameservers")).unwrap_or(&[]);
+        if nameservers.is_empty() {
+            errs.push(required_because(
+                &format!("{p}.dnsConfig.nameservers"),
+                "must provide at least one DNS nameserver when DNS policy is None",
+            ));
+        }
+    }
+    if let Some(dns) = dns {
+        let nameservers = arr_at(dns, "nameservers");
+        if nameservers.len() > 3 {
+            errs.push(invalid(
+                &format!("{p}.dnsConfig.nameservers"),
+                Value::from(nameservers.to_vec()),
+                "must not have more than 3 nameservers",
+            ));
+        }
+        for (i, ns) in nameservers.iter().enumerate() {
+            let s = ns.as_str().unwrap_or("");
+            errs.extend(invalid_each(
+                &format!("{p}.dnsConfig.nameservers[{i}]"),
+                s,
+                ip_address(s),
+            ));
+        }
+        for (i, search) in arr_at(dns, "searches").iter().enumerate() {
+            let s = search.as_str().unwrap_or("");
+            let name = s.strip_suffix('.').unwrap_or(s);
+            errs.extend(invalid_each(
+                &format!("{p}.dnsConfig.searches[{i}]"),
+                s,
+                dns1123_subdomain(name),
+            ));
+        }
+    }
+    for (i, alias) in arr_at(spec, "hostAliases").iter().enumerate() {
+        let ip = str_at(alias, "ip").unwrap_or("");
+        errs.extend(invalid_each(
+            &format!("{p}.hostAliases[{i}].ip"),
+            ip,
+            ip_address(ip),
+        ));
+        for (j, h) in arr_at(alias, "hostnames").iter().enumerate() {
+            let s = h.as_str().unwrap_or("");
+            errs.extend(invalid_each(
+                &format!("{p}.hostAliases[{i}].hostnames[{j}]"),
+                s,
+                dns1123_subdomain(s),
+            ));
+        }
+    }
+    let sc = spec.get("securityContext").unwrap_or(&Value::Null);
+    for key in ["runAsUser", "runAsGroup", "fsGroup"] {
+        if let Some(id) = sc.get(key).filter(|v| !v.is_null()) {
+            if !id
+                .as_i64()
+                .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
+            {
+                errs.push(invalid(
+                    &format!("{p}.securityContext.{key}"),
+                    id.clone(),
+                    "must be between 0 and 2147483647, inclusive",
+                ));
+            }
+        }
+    }
 }
 
 /// Validates the volumes and returns their names.
@@ -527,6 +602,23 @@ mod tests {
         assert!(f.contains(&"spec.containers[0].livenessProbe.successThreshold"));
         assert!(f.contains(&"spec.restartPolicy"));
         assert!(f.contains(&"spec.tolerations[0].operator"));
+    }
+
+    #[test]
+    fn dns_host_aliases_and_security_context() {
+        let mut spec = json!({"containers": [{"name": "a", "image": "x"}], "dnsPolicy": "None",
+            "hostAliases": [{"ip": "not-an-ip", "hostnames": ["ok.example"]}],
+            "securityContext": {"runAsUser": -1}});
+        default_pod_spec(&mut spec);
+        let errs = validate_pod_spec(&spec, "spec");
+        assert_eq!(
+            fields(&errs),
+            vec![
+                "spec.dnsConfig.nameservers",
+                "spec.hostAliases[0].ip",
+                "spec.securityContext.runAsUser"
+            ]
+        );
     }
 
     #[test]
