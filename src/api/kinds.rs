@@ -4,7 +4,12 @@
 //!
 //! The generic machinery in `api` looks a kind's [`Strategy`] up with
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
-//! values so that fields this skiff does not know are never lost.
+//! values so that fields this skiff does not know are never lost. The
+//! strategies expect upstream's order: on create `default`, then (with
+//! `metadata.uid` already set) `prepare_for_create`, then `validate_create`;
+//! on update `default`, `prepare_for_update`, `validate_update`. They never
+//! touch `status` on update: the status/spec split is the caller's. Names are
+//! checked with [`validate_name`], whose rule differs by kind.
 
 mod affinity;
 mod autoscaling;
@@ -38,7 +43,8 @@ use serde_json::Value;
 pub struct Cause {
     /// Upstream's cause type: `FieldValueRequired`, `FieldValueInvalid`,
     /// `FieldValueNotSupported`, `FieldValueDuplicate`, `FieldValueForbidden`,
-    /// `FieldValueTooLong`, `FieldValueTypeInvalid`.
+    /// `FieldValueTooLong`, `FieldValueTooMany`, `FieldValueNotFound`,
+    /// `FieldValueTypeInvalid`.
     pub reason: &'static str,
     /// Human-readable text, as upstream words it
     /// (e.g. `Required value`, `Invalid value: "x": must be ...`).
