@@ -183,6 +183,7 @@ pub fn validate_container(
             "may not be set for non-init containers",
         )),
     }
+    validate_role_restrictions(c, cp, list, errs);
     validate_ports(c, cp, host_network, errs);
     validate_env(c, cp, errs);
     let mut mount_paths = HashSet::new();
@@ -274,6 +275,55 @@ fn validate_ports(c: &Value, cp: &str, host_network: bool, errs: &mut Vec<Cause>
             }
         }
         validate_protocol(port, &format!("{pp}.protocol"), errs);
+    }
+}
+
+/// What init containers (unless sidecars) and ephemeral containers may not
+/// have.
+fn validate_role_restrictions(c: &Value, cp: &str, list: &str, errs: &mut Vec<Cause>) {
+    let set = |k: &str| {
+        c.get(k)
+            .is_some_and(|v| !v.is_null() && v != &Value::Object(Default::default()))
+    };
+    match list {
+        "initContainers" if str_at(c, "restartPolicy") != Some("Always") => {
+            for key in [
+                "lifecycle",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+            ] {
+                if set(key) {
+                    errs.push(forbidden(
+                        &format!("{cp}.{key}"),
+                        "may not be set for init containers without restartPolicy=Always",
+                    ));
+                }
+            }
+        }
+        "ephemeralContainers" => {
+            for key in [
+                "ports",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+                "lifecycle",
+                "resources",
+                "resizePolicy",
+            ] {
+                let non_empty = match c.get(key) {
+                    Some(Value::Array(a)) => !a.is_empty(),
+                    _ => set(key),
+                };
+                if non_empty {
+                    errs.push(forbidden(
+                        &format!("{cp}.{key}"),
+                        "cannot be set for an Ephemeral Container",
+                    ));
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -447,6 +497,23 @@ mod tests {
         assert_eq!(
             res["limits"],
             json!({"cpu": "500m", "memory": "1Gi", "odd": "x"})
+        );
+    }
+
+    #[test]
+    fn init_and_ephemeral_container_restrictions() {
+        let mut spec = json!({"containers": [{"name": "a", "image": "x"}],
+            "initContainers": [{"name": "i", "image": "x", "readinessProbe": {"exec": {"command": ["true"]}}},
+                {"name": "s", "image": "x", "restartPolicy": "Always", "readinessProbe": {"exec": {"command": ["true"]}}}],
+            "ephemeralContainers": [{"name": "e", "image": "x", "ports": [{"containerPort": 80}]}]});
+        default_pod_spec(&mut spec);
+        let errs = validate_pod_spec(&spec, "spec");
+        assert_eq!(
+            fields(&errs),
+            vec![
+                "spec.initContainers[0].readinessProbe",
+                "spec.ephemeralContainers[0].ports"
+            ]
         );
     }
 
