@@ -240,6 +240,10 @@ impl Strategy for IngressClassStrategy {
         errs
     }
 
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         let mut errs = self.validate_create(new);
         errs.extend(super::validation::check_immutable(
@@ -517,6 +521,12 @@ impl Strategy for EndpointSliceStrategy {
             }
         }
         errs
+    }
+
+    /// Upstream bumps an EndpointSlice's generation on any change outside
+    /// `metadata` (it has no `spec`) and on label changes.
+    fn tracks_generation(&self) -> bool {
+        true
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
