@@ -19,6 +19,7 @@ mod container;
 mod coordination;
 mod crd;
 mod cron;
+mod daemonset;
 mod disruption;
 mod event;
 mod labelselector;
@@ -32,6 +33,7 @@ mod quota;
 mod rbac;
 mod scheduling;
 mod service;
+mod statefulset;
 mod storage;
 pub mod validation;
 mod workloads;
@@ -128,8 +130,8 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("", "Node") => &node::NodeStrategy,
         ("apps", "Deployment") => &workloads::DeploymentStrategy,
         ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
-        ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
-        ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
+        ("apps", "StatefulSet") => &statefulset::StatefulSetStrategy,
+        ("apps", "DaemonSet") => &daemonset::DaemonSetStrategy,
         ("apps", "ControllerRevision") => &workloads::ControllerRevisionStrategy,
         ("", "PersistentVolume") => &storage::PersistentVolumeStrategy,
         ("", "PersistentVolumeClaim") => &storage::PersistentVolumeClaimStrategy,
