@@ -21,10 +21,12 @@ mod crd;
 mod cron;
 mod daemonset;
 mod disruption;
+mod endpoints;
 mod event;
+mod ingress;
 mod labelselector;
 mod namespace;
-mod networking;
+mod networkpolicy;
 mod node;
 mod pod;
 mod podspec;
@@ -140,11 +142,11 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         ("rbac.authorization.k8s.io", "ClusterRole") => &rbac::ClusterRoleStrategy,
         ("rbac.authorization.k8s.io", "RoleBinding") => &rbac::RoleBindingStrategy,
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => &rbac::ClusterRoleBindingStrategy,
-        ("", "Endpoints") => &networking::EndpointsStrategy,
-        ("discovery.k8s.io", "EndpointSlice") => &networking::EndpointSliceStrategy,
-        ("networking.k8s.io", "Ingress") => &networking::IngressStrategy,
-        ("networking.k8s.io", "IngressClass") => &networking::IngressClassStrategy,
-        ("networking.k8s.io", "NetworkPolicy") => &networking::NetworkPolicyStrategy,
+        ("", "Endpoints") => &endpoints::EndpointsStrategy,
+        ("discovery.k8s.io", "EndpointSlice") => &endpoints::EndpointSliceStrategy,
+        ("networking.k8s.io", "Ingress") => &ingress::IngressStrategy,
+        ("networking.k8s.io", "IngressClass") => &ingress::IngressClassStrategy,
+        ("networking.k8s.io", "NetworkPolicy") => &networkpolicy::NetworkPolicyStrategy,
         ("", "LimitRange") => &quota::LimitRangeStrategy,
         ("", "ResourceQuota") => &quota::ResourceQuotaStrategy,
         ("policy", "PodDisruptionBudget") => &disruption::PodDisruptionBudgetStrategy,
