@@ -572,6 +572,44 @@ mod tests {
         );
     }
 
+    /// The objects the deployment and replicaset controllers write, built
+    /// from a defaulted Deployment, pass their own strategies unchanged.
+    #[test]
+    fn controller_written_replica_set_and_pod_validate() {
+        let mut d = kubectl_deployment();
+        DeploymentStrategy.default(&mut d);
+        let mut template = d["spec"]["template"].clone();
+        template["metadata"]["labels"]["pod-template-hash"] = json!("5d4f8c9b7");
+        let owner = |kind: &str, name: &str| {
+            json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u-1",
+                "controller": true, "blockOwnerDeletion": true}])
+        };
+        let mut rs = json!({"metadata": {"name": "web-5d4f8c9b7", "namespace": "default",
+                "labels": {"app": "web", "pod-template-hash": "5d4f8c9b7"},
+                "ownerReferences": owner("Deployment", "web")},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d4f8c9b7"}},
+                "template": template.clone()}});
+        ReplicaSetStrategy.default(&mut rs);
+        ReplicaSetStrategy.prepare_for_create(&mut rs);
+        assert!(ReplicaSetStrategy.validate_create(&rs).is_empty());
+        let pod_strategy = crate::api::kinds::strategy_for("", "Pod");
+        let mut pod = json!({"metadata": {"generateName": "web-5d4f8c9b7-", "namespace": "default",
+                "labels": template["metadata"]["labels"].clone(), "ownerReferences": owner("ReplicaSet", "web-5d4f8c9b7")},
+            "spec": template["spec"].clone()});
+        pod_strategy.default(&mut pod);
+        pod_strategy.prepare_for_create(&mut pod);
+        assert!(
+            pod_strategy.validate_create(&pod).is_empty(),
+            "{:?}",
+            pod_strategy.validate_create(&pod)
+        );
+        assert_eq!(pod["spec"]["enableServiceLinks"], true);
+        assert_eq!(pod["status"]["phase"], "Pending");
+        let mut bound = pod.clone();
+        bound["status"] = json!({"phase": "Running", "podIP": "10.42.0.7"});
+        assert!(pod_strategy.validate_update(&bound, &pod).is_empty());
+    }
+
     #[test]
     fn replication_controller_selector_defaults_from_template() {
         let mut rc = json!({"metadata": {"name": "rc"}, "spec": {"template": {"metadata": {"labels": {"app": "a"}},
