@@ -481,6 +481,13 @@ fn validate_ports(ports: &[Value], ty: &str, errs: &mut Vec<Cause>) {
             port_number(port),
         ));
         validate_protocol(p, &format!("{pp}.protocol"), errs);
+        if let Some(ap) = str_at(p, "appProtocol") {
+            errs.extend(invalid_each(
+                &format!("{pp}.appProtocol"),
+                ap,
+                super::validation::qualified_name(ap),
+            ));
+        }
         match p.get("targetPort") {
             Some(Value::Number(n)) => {
                 let n = n.as_i64().unwrap_or(0);
