@@ -250,7 +250,10 @@ impl Strategy for ServiceStrategy {
                 }
             }
         } else if new_ips.is_empty() {
-            errs.push(required_because_primary());
+            errs.push(super::validation::required_because(
+                "spec.clusterIPs[0]",
+                "primary clusterIP can not be unset",
+            ));
         } else if new_ips.first() != old_ips.first() && !old_ips.is_empty() {
             errs.push(invalid_shown(
                 "spec.clusterIPs[0]",
@@ -322,10 +325,6 @@ fn drop_type_dependent_fields(spec: &mut Value, old: &Value) {
             }
         }
     }
-}
-
-fn required_because_primary() -> Cause {
-    super::validation::required_because("spec.clusterIPs[0]", "primary clusterIP can not be unset")
 }
 
 /// Upstream's `ValidateService` on the spec.
