@@ -109,7 +109,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // survives power loss, not just a crash of the process.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA journal_size_limit = 8388608;
+         PRAGMA journal_size_limit = 4194304;
          PRAGMA wal_autocheckpoint = 1000;
          PRAGMA cache_size = -16384;",
     )
