@@ -250,6 +250,10 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
             self.revision = start_revision;
+            if !expired.is_empty() {
+                // Do not spin on expiries that cannot be written.
+                self.next_expiry = Some(now_ms() + 1000);
+            }
             for (_, reply) in writes {
                 let _ = reply.send(Err(clone_err(&err)));
             }
