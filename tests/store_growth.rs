@@ -62,8 +62,29 @@ async fn steady_churn_keeps_the_file_and_wal_bounded() {
             }
         }));
     }
-    let peak = Arc::new(AtomicU64::new(0));
+    // Readers run all along, as the API server's would: checkpoints must
+    // keep the WAL bounded without ever waiting for them.
     let done = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..2 {
+        let (s, done) = (s.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let key = format!("/g/{:04}", (reads * 7 + r) % KEYS as u64);
+                s.get(&key, None).await.expect("get");
+                let opts = ListOptions {
+                    start_after: Some(key),
+                    limit: Some(50),
+                    ..Default::default()
+                };
+                s.list("/g/", opts).await.expect("list");
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let peak = Arc::new(AtomicU64::new(0));
     let sampler = {
         let (peak, done, db) = (peak.clone(), done.clone(), db.clone());
         tokio::spawn(async move {
@@ -78,6 +99,11 @@ async fn steady_churn_keeps_the_file_and_wal_bounded() {
     }
     done.store(true, Ordering::Relaxed);
     sampler.await.expect("sampler");
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.expect("reader");
+    }
+    assert!(reads > 0);
     let elapsed = started.elapsed();
 
     let head = s.current_revision().await.expect("revision");
@@ -90,7 +116,7 @@ async fn steady_churn_keeps_the_file_and_wal_bounded() {
 
     let peak = peak.load(Ordering::Relaxed).max(on_disk(&db));
     eprintln!(
-        "growth: {UPDATES} updates in {elapsed:?} ({:.0}/s); peak file+WAL {} KiB, end {} KiB, bound {} KiB",
+        "growth: {UPDATES} updates in {elapsed:?} ({:.0}/s) beside {reads} reads; peak file+WAL {} KiB, end {} KiB, bound {} KiB",
         UPDATES as f64 / elapsed.as_secs_f64(),
         peak / 1024,
         on_disk(&db) / 1024,

@@ -193,7 +193,17 @@ fn maintain_file(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     wal.push("-wal");
     let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     if wal_bytes > WAL_TRUNCATE_BYTES {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // A truncating checkpoint waits for readers through the busy
+        // handler, and readers keep coming: never let it hold up the writer.
+        // If readers are in the way it does what it can and the next tick
+        // tries again.
+        conn.busy_timeout(Duration::ZERO)?;
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+        match checkpoint {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            other => other?,
+        }
     }
     Ok(())
 }
