@@ -126,6 +126,8 @@ proptest! {
             let mut config = Config::new(dir.path().join("state.db"));
             config.compaction.enabled = false;
             config.ring_capacity = ring;
+            // Bytes bound the ring too (an event here is 6 or 12 bytes).
+            config.ring_bytes = ring * 6;
             let s = SqliteStore::open(config).await.unwrap();
             let (states, log) = run(&s, &ops).await;
             let head = (states.len() - 1) as Revision;

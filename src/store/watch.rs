@@ -47,6 +47,8 @@ struct Watcher {
 
 struct Inner {
     ring: VecDeque<Arc<Event>>,
+    /// Bytes of keys and values held by the ring.
+    ring_bytes: usize,
     /// The revision of the last published event.
     last: Revision,
     watchers: HashMap<String, Vec<Watcher>>,
@@ -57,6 +59,7 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     ring_capacity: usize,
+    ring_max_bytes: usize,
     queue_capacity: usize,
 }
 
@@ -77,16 +80,25 @@ enum Subscribe {
 
 impl Hub {
     /// A hub whose last published revision is `last` (the store's current
-    /// revision when it opens).
-    pub fn new(last: Revision, ring_capacity: usize, queue_capacity: usize) -> Self {
+    /// revision when it opens). The ring keeps at most `ring_capacity` events
+    /// and about `ring_max_bytes` of keys and values (always the newest
+    /// event); each watcher's queue holds `queue_capacity` events.
+    pub fn new(
+        last: Revision,
+        ring_capacity: usize,
+        ring_max_bytes: usize,
+        queue_capacity: usize,
+    ) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 ring: VecDeque::with_capacity(ring_capacity.min(4096)),
+                ring_bytes: 0,
                 last,
                 watchers: HashMap::new(),
                 closed: false,
             }),
             ring_capacity: ring_capacity.max(1),
+            ring_max_bytes,
             queue_capacity: queue_capacity.max(1),
         }
     }
@@ -101,9 +113,16 @@ impl Hub {
         for event in events {
             let event = Arc::new(event);
             inner.last = event.revision;
-            if inner.ring.len() == self.ring_capacity {
-                inner.ring.pop_front();
+            let size = event_bytes(&event);
+            while !inner.ring.is_empty()
+                && (inner.ring.len() >= self.ring_capacity
+                    || inner.ring_bytes + size > self.ring_max_bytes)
+            {
+                if let Some(old) = inner.ring.pop_front() {
+                    inner.ring_bytes -= event_bytes(&old);
+                }
             }
+            inner.ring_bytes += size;
             inner.ring.push_back(event.clone());
             if inner.watchers.is_empty() {
                 continue;
@@ -196,6 +215,11 @@ impl Hub {
         };
         futures::stream::unfold(state, step).boxed()
     }
+}
+
+/// What an event holds on to in memory.
+fn event_bytes(e: &Event) -> usize {
+    e.kv.key.len() + e.kv.value.len() + e.prev.as_ref().map_or(0, |p| p.key.len() + p.value.len())
 }
 
 /// The prefixes in `watchers` that `key` starts with. Walks whichever is
