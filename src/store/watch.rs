@@ -351,3 +351,91 @@ async fn step(mut phase: Phase) -> Option<(Result<Event>, Phase)> {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::store::{EventKind, KeyValue};
+
+    fn created(revision: Revision, key: &str, len: usize) -> Event {
+        Event {
+            kind: EventKind::Created,
+            revision,
+            kv: KeyValue {
+                key: key.to_string(),
+                value: Bytes::from(vec![b'v'; len]),
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        }
+    }
+
+    /// A history that serves revisions 1..=n under "/a/" and records calls.
+    struct FakeHistory {
+        calls: Mutex<Vec<(Revision, Revision)>>,
+    }
+
+    #[async_trait]
+    impl History for FakeHistory {
+        async fn replay(
+            &self,
+            prefix: &str,
+            after: Revision,
+            upto: Revision,
+        ) -> Result<(Vec<Event>, Revision)> {
+            self.calls.lock().unwrap().push((after, upto));
+            let events = (after + 1..=upto)
+                .map(|r| created(r, &format!("/a/{r}"), 1))
+                .filter(|e| e.kv.key.starts_with(prefix))
+                .collect();
+            Ok((events, upto))
+        }
+    }
+
+    #[test]
+    fn prefixes_match_whichever_way_is_shorter() {
+        let mut watchers: HashMap<String, Vec<Watcher>> = HashMap::new();
+        for p in ["", "/a/", "/a/b", "/b/"] {
+            watchers.insert(p.to_string(), Vec::new());
+        }
+        let mut got = matching_prefixes(&watchers, "/a/bc");
+        got.sort();
+        assert_eq!(got, ["", "/a/", "/a/b"]);
+        let mut got = matching_prefixes(&watchers, "/a");
+        got.sort();
+        assert_eq!(got, [""]);
+    }
+
+    #[tokio::test]
+    async fn the_ring_is_bounded_by_bytes_and_older_watches_read_history() {
+        let hub = Arc::new(Hub::new(0, 100, 250, 100));
+        let history = Arc::new(FakeHistory {
+            calls: Mutex::new(Vec::new()),
+        });
+        // Five events of ~104 bytes: only the last two fit in 250 bytes.
+        hub.publish(
+            (1..=5)
+                .map(|r| created(r, &format!("/a/{r}"), 100))
+                .collect(),
+        );
+        let mut w = hub.watch("/a/", 1, history.clone());
+        let mut revs = Vec::new();
+        for _ in 0..4 {
+            revs.push(w.next().await.unwrap().unwrap().revision);
+        }
+        assert_eq!(revs, [2, 3, 4, 5]);
+        assert_eq!(*history.calls.lock().unwrap(), [(1, 3)]);
+        // Then live, with no gap and no duplicate.
+        hub.publish(vec![created(6, "/a/6", 1), created(7, "/b/7", 1)]);
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 6);
+        hub.close();
+        assert!(matches!(w.next().await, Some(Err(StoreError::Closed))));
+        assert!(w.next().await.is_none());
+    }
+}
