@@ -126,6 +126,8 @@ proptest! {
             let mut config = Config::new(dir.path().join("state.db"));
             config.compaction.enabled = false;
             config.ring_capacity = ring;
+            // Bytes bound the ring too (an event here is 6 or 12 bytes).
+            config.ring_bytes = ring * 6;
             let s = SqliteStore::open(config).await.unwrap();
             let (states, log) = run(&s, &ops).await;
             let head = (states.len() - 1) as Revision;
@@ -262,5 +264,78 @@ async fn concurrent_writers_get_gap_free_ordered_revisions() {
             e.revision, expected,
             "the watch sees every revision in order"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_at_a_revision_is_consistent_while_writers_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(
+        SqliteStore::open(Config::new(dir.path().join("state.db")))
+            .await
+            .unwrap(),
+    );
+    for i in 0..300 {
+        s.create(&format!("/p/{i:03}"), Bytes::from("0"), None)
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let (s, stop) = (s.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = t;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("/p/{:03}", (i * 37) % 300);
+                match s.get(&key, None).await.unwrap() {
+                    Some(kv) if i % 3 == 0 => {
+                        let _ = s.delete(&key, Some(kv.mod_revision)).await;
+                    }
+                    Some(kv) => {
+                        let _ = s
+                            .update(&key, Bytes::from(i.to_string()), kv.mod_revision, None)
+                            .await;
+                    }
+                    None => {
+                        let _ = s.create(&key, Bytes::from("new"), None).await;
+                    }
+                }
+                i += 4;
+            }
+        }));
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let whole = s.list("/p/", ListOptions::default()).await.unwrap();
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let opts = ListOptions {
+                revision: Some(whole.revision),
+                start_after: after.clone(),
+                limit: Some(7),
+            };
+            let page = s.list("/p/", opts).await.unwrap();
+            assert_eq!(page.revision, whole.revision);
+            paged.extend(page.kvs.iter().cloned());
+            assert_eq!(page.remaining as usize, whole.kvs.len() - paged.len());
+            if !page.more {
+                break;
+            }
+            after = page.kvs.last().map(|kv| kv.key.clone());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(
+            paged, whole.kvs,
+            "pages at {} differ from one read at it",
+            whole.revision
+        );
+        let now = s.current_revision().await.unwrap();
+        assert!(now > whole.revision, "writes went on meanwhile");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
     }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub compaction: CompactionConfig,
     /// Events kept in memory for watches that start a little in the past.
     pub ring_capacity: usize,
+    /// ... and at most about this many bytes of keys and values.
+    pub ring_bytes: usize,
     /// Events queued per watcher before it counts as lagging and is dropped.
     pub watch_queue: usize,
 }
@@ -50,6 +52,7 @@ impl Config {
             path: path.into(),
             compaction: CompactionConfig::default(),
             ring_capacity: 10_000,
+            ring_bytes: 64 << 20,
             watch_queue: 10_000,
         }
     }
@@ -135,7 +138,12 @@ impl SqliteStore {
             compacted: AtomicI64::new(0),
         });
         let revision = schema::current_revision(&conn).map_err(|e| schema::map_err(&path, e))?;
-        let hub = Arc::new(Hub::new(revision, config.ring_capacity, config.watch_queue));
+        let hub = Arc::new(Hub::new(
+            revision,
+            config.ring_capacity,
+            config.ring_bytes,
+            config.watch_queue,
+        ));
         let writer = Writer::new(conn, path.clone(), shared.clone(), hub.clone(), &config)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()

@@ -47,6 +47,8 @@ struct Watcher {
 
 struct Inner {
     ring: VecDeque<Arc<Event>>,
+    /// Bytes of keys and values held by the ring.
+    ring_bytes: usize,
     /// The revision of the last published event.
     last: Revision,
     watchers: HashMap<String, Vec<Watcher>>,
@@ -57,6 +59,7 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     ring_capacity: usize,
+    ring_max_bytes: usize,
     queue_capacity: usize,
 }
 
@@ -77,16 +80,25 @@ enum Subscribe {
 
 impl Hub {
     /// A hub whose last published revision is `last` (the store's current
-    /// revision when it opens).
-    pub fn new(last: Revision, ring_capacity: usize, queue_capacity: usize) -> Self {
+    /// revision when it opens). The ring keeps at most `ring_capacity` events
+    /// and about `ring_max_bytes` of keys and values (always the newest
+    /// event); each watcher's queue holds `queue_capacity` events.
+    pub fn new(
+        last: Revision,
+        ring_capacity: usize,
+        ring_max_bytes: usize,
+        queue_capacity: usize,
+    ) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 ring: VecDeque::with_capacity(ring_capacity.min(4096)),
+                ring_bytes: 0,
                 last,
                 watchers: HashMap::new(),
                 closed: false,
             }),
             ring_capacity: ring_capacity.max(1),
+            ring_max_bytes,
             queue_capacity: queue_capacity.max(1),
         }
     }
@@ -101,9 +113,16 @@ impl Hub {
         for event in events {
             let event = Arc::new(event);
             inner.last = event.revision;
-            if inner.ring.len() == self.ring_capacity {
-                inner.ring.pop_front();
+            let size = event_bytes(&event);
+            while !inner.ring.is_empty()
+                && (inner.ring.len() >= self.ring_capacity
+                    || inner.ring_bytes + size > self.ring_max_bytes)
+            {
+                if let Some(old) = inner.ring.pop_front() {
+                    inner.ring_bytes -= event_bytes(&old);
+                }
             }
+            inner.ring_bytes += size;
             inner.ring.push_back(event.clone());
             if inner.watchers.is_empty() {
                 continue;
@@ -196,6 +215,11 @@ impl Hub {
         };
         futures::stream::unfold(state, step).boxed()
     }
+}
+
+/// What an event holds on to in memory.
+fn event_bytes(e: &Event) -> usize {
+    e.kv.key.len() + e.kv.value.len() + e.prev.as_ref().map_or(0, |p| p.key.len() + p.value.len())
 }
 
 /// The prefixes in `watchers` that `key` starts with. Walks whichever is
@@ -325,5 +349,93 @@ async fn step(mut phase: Phase) -> Option<(Result<Event>, Phase)> {
                 }
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::store::{EventKind, KeyValue};
+
+    fn created(revision: Revision, key: &str, len: usize) -> Event {
+        Event {
+            kind: EventKind::Created,
+            revision,
+            kv: KeyValue {
+                key: key.to_string(),
+                value: Bytes::from(vec![b'v'; len]),
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        }
+    }
+
+    /// A history that serves revisions 1..=n under "/a/" and records calls.
+    struct FakeHistory {
+        calls: Mutex<Vec<(Revision, Revision)>>,
+    }
+
+    #[async_trait]
+    impl History for FakeHistory {
+        async fn replay(
+            &self,
+            prefix: &str,
+            after: Revision,
+            upto: Revision,
+        ) -> Result<(Vec<Event>, Revision)> {
+            self.calls.lock().unwrap().push((after, upto));
+            let events = (after + 1..=upto)
+                .map(|r| created(r, &format!("/a/{r}"), 1))
+                .filter(|e| e.kv.key.starts_with(prefix))
+                .collect();
+            Ok((events, upto))
+        }
+    }
+
+    #[test]
+    fn prefixes_match_whichever_way_is_shorter() {
+        let mut watchers: HashMap<String, Vec<Watcher>> = HashMap::new();
+        for p in ["", "/a/", "/a/b", "/b/"] {
+            watchers.insert(p.to_string(), Vec::new());
+        }
+        let mut got = matching_prefixes(&watchers, "/a/bc");
+        got.sort();
+        assert_eq!(got, ["", "/a/", "/a/b"]);
+        let mut got = matching_prefixes(&watchers, "/a");
+        got.sort();
+        assert_eq!(got, [""]);
+    }
+
+    #[tokio::test]
+    async fn the_ring_is_bounded_by_bytes_and_older_watches_read_history() {
+        let hub = Arc::new(Hub::new(0, 100, 250, 100));
+        let history = Arc::new(FakeHistory {
+            calls: Mutex::new(Vec::new()),
+        });
+        // Five events of ~104 bytes: only the last two fit in 250 bytes.
+        hub.publish(
+            (1..=5)
+                .map(|r| created(r, &format!("/a/{r}"), 100))
+                .collect(),
+        );
+        let mut w = hub.watch("/a/", 1, history.clone());
+        let mut revs = Vec::new();
+        for _ in 0..4 {
+            revs.push(w.next().await.unwrap().unwrap().revision);
+        }
+        assert_eq!(revs, [2, 3, 4, 5]);
+        assert_eq!(*history.calls.lock().unwrap(), [(1, 3)]);
+        // Then live, with no gap and no duplicate.
+        hub.publish(vec![created(6, "/a/6", 1), created(7, "/b/7", 1)]);
+        assert_eq!(w.next().await.unwrap().unwrap().revision, 6);
+        hub.close();
+        assert!(matches!(w.next().await, Some(Err(StoreError::Closed))));
+        assert!(w.next().await.is_none());
     }
 }
