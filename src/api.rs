@@ -15,6 +15,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod namespaces;
 pub mod object;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod request;
@@ -60,6 +61,17 @@ pub enum ApiError {
     Store(#[from] crate::store::StoreError),
     #[error("creating the bootstrap objects: {0}")]
     Bootstrap(#[from] status::ApiStatus),
+}
+
+/// `/openapi/v3/<gv>`: one group version's document, or 404.
+async fn openapi_document(
+    axum::extract::Path(gv): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match openapi::lookup(&gv) {
+        Some((g, v)) => response::json(StatusCode::OK, &openapi::document(g, v)),
+        None => status::ApiStatus::path_not_found().into_response(),
+    }
 }
 
 /// A running API server: its caches, and the router that serves it.
@@ -123,6 +135,11 @@ impl ApiServer {
                     async move { core.metrics.render() }
                 }),
             )
+            .route(
+                "/openapi/v3",
+                get(|| async { response::json(StatusCode::OK, openapi::index()) }),
+            )
+            .route("/openapi/v3/{*gv}", get(openapi_document))
             .fallback(handlers::dispatch)
             .with_state(Arc::clone(&self.core))
     }

@@ -216,9 +216,6 @@ async fn serve(
         (&Method::DELETE, true, None) => write::delete(core, ctx, body).await,
         (&Method::DELETE, false, None) => write::delete_collection(core, ctx, body).await,
         (_, true, Some(s)) => subresource::serve(core, method, ctx, s.to_string(), body).await,
-        _ => Err(ApiStatus::method_not_allowed(
-            method,
-            &ctx.kind().plural.to_string(),
-        )),
+        _ => Err(ApiStatus::method_not_allowed(method, ctx.kind().plural)),
     }
 }

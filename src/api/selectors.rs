@@ -22,6 +22,9 @@ enum Op {
     Lt(i64),
 }
 
+/// Builds an operator from the text after its token.
+type OpParser = fn(&str) -> Result<Op, SelectorError>;
+
 /// A parsed label selector: every requirement must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector(Vec<(String, Op)>);
@@ -138,7 +141,7 @@ impl LabelSelector {
                 reqs.push((check_key(key)?, op));
                 continue;
             }
-            let ops: [(&str, fn(&str) -> Result<Op, SelectorError>); 5] = [
+            let ops: [(&str, OpParser); 5] = [
                 ("!=", |v| Ok(Op::NotEquals(check_value(v)?))),
                 ("==", |v| Ok(Op::Equals(check_value(v)?))),
                 ("=", |v| Ok(Op::Equals(check_value(v)?))),

@@ -24,17 +24,23 @@ struct State {
 }
 
 /// The in-memory store.
+#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    events: broadcast::Sender<Event>,
+    events: Events,
+}
+
+struct Events(broadcast::Sender<Event>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(broadcast::channel(100_000).0)
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        MemoryStore {
-            state: Mutex::new(State::default()),
-            events: broadcast::channel(100_000).0,
-        }
+        Self::default()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -43,7 +49,7 @@ impl MemoryStore {
 
     fn record(&self, state: &mut State, event: Event) {
         state.log.push(event.clone());
-        let _ = self.events.send(event);
+        let _ = self.events.0.send(event);
     }
 
     /// The key as it was at `revision`, rebuilt from the log.
@@ -231,7 +237,7 @@ impl Backend for MemoryStore {
             .cloned()
             .map(Ok)
             .collect();
-        let rx = self.events.subscribe();
+        let rx = self.events.0.subscribe();
         let last = s.revision;
         let live = futures::stream::unfold(rx, |mut rx| async move {
             match rx.recv().await {
