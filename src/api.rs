@@ -20,6 +20,8 @@ pub mod patch;
 pub mod registry;
 pub mod request;
 pub mod response;
+#[cfg(test)]
+mod router_tests;
 pub mod selectors;
 pub mod status;
 #[cfg(test)]
