@@ -10,6 +10,7 @@
 //! (PostgreSQL, etcd) implement the same trait.
 
 pub mod sqlite;
+pub mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
