@@ -24,8 +24,6 @@ pub mod response;
 mod router_tests;
 pub mod selectors;
 pub mod status;
-#[cfg(test)]
-pub mod testing;
 pub mod watch_cache;
 
 use std::collections::HashMap;

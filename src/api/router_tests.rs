@@ -17,6 +17,7 @@ use crate::store::Backend;
 struct Harness {
     router: Router,
     store: Arc<dyn Backend>,
+    _dir: tempfile::TempDir,
 }
 
 fn config() -> ApiConfig {
@@ -32,7 +33,10 @@ fn config() -> ApiConfig {
 }
 
 async fn harness() -> Harness {
-    let store: Arc<dyn Backend> = Arc::new(super::testing::MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let store = crate::store::open(None, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("store opens: {e}"));
     let api = match ApiServer::new(Arc::clone(&store), config()).await {
         Ok(api) => api,
         Err(e) => panic!("api server starts: {e}"),
@@ -40,6 +44,7 @@ async fn harness() -> Harness {
     Harness {
         router: api.router(),
         store,
+        _dir: dir,
     }
 }
 
@@ -388,6 +393,7 @@ async fn lists_page_with_continue_tokens_and_selectors() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (_, all) = h.call("GET", "/api/v1/configmaps", None).await;
     assert_eq!(all["items"].as_array().map(Vec::len), Some(5));
+    h.call("POST", CMS, Some(cm("later"))).await;
     let current = h.store.current_revision().await.unwrap_or(0);
     let _ = h.store.compact(current).await;
     let (s, err) = h

@@ -257,7 +257,6 @@ impl WatchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::testing::MemoryStore;
     use bytes::Bytes;
 
     async fn wait_for(cache: &WatchCache, revision: Revision) {
@@ -272,7 +271,10 @@ mod tests {
 
     #[tokio::test]
     async fn follows_the_store_and_replays_from_a_revision() {
-        let store: Arc<dyn Backend> = Arc::new(MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let store = crate::store::open(None, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("store opens: {e}"));
         let Ok(first) = store
             .create("/registry/x/a", Bytes::from_static(b"{}"), None)
             .await
