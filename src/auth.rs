@@ -5,6 +5,13 @@
 //! the API router sees it. In-process clients (scheduler, controllers, the
 //! local kubelet) call the router directly with their own `UserInfo` already
 //! set, so they pass the same authorization as remote clients.
+//!
+//! `x509` checks client certificates against the cluster CA, `token` maps
+//! bearer tokens to users, and `authn` combines both per request.
+
+pub mod authn;
+pub mod token;
+pub mod x509;
 
 use std::collections::BTreeMap;
 
@@ -27,4 +34,15 @@ impl UserInfo {
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Errors setting up or applying authentication.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the cluster CA cannot be used to verify clients: {0}")]
+    Ca(String),
+    #[error("no client certificate was presented")]
+    NoCertificate,
+    #[error("client certificate rejected: {0}")]
+    BadCertificate(String),
 }

@@ -6,4 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
+pub mod pki;
+pub mod server;
 pub mod store;

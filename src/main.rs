@@ -1,3 +1,33 @@
-fn main() {
-    println!("skiff {}", env!("CARGO_PKG_VERSION"));
+//! The `skiff` binary: parses the command line and runs the chosen role.
+//!
+//! Errors end the process with their message on stderr and exit code 1;
+//! clap's own usage errors keep clap's exit code (2).
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use skiff::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
+        Command::Version => {
+            println!("{}", skiff::cli::version_text());
+            ExitCode::SUCCESS
+        }
+        Command::Server(args) => {
+            let sub = matches.subcommand_matches("server").unwrap_or(&matches);
+            match skiff::cli::server::resolve(&args, sub) {
+                Ok(config) => skiff::server::run(config),
+                Err(e) => {
+                    eprintln!("skiff server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,36 @@
+//! The `skiff` command line: one subcommand per role or tool.
+//!
+//! `skiff server` runs the control plane and `skiff version` prints the
+//! version; further subcommands (`agent`, `token`, `kubectl`, `check-config`)
+//! are added as variants of [`Command`] with their own flag struct under
+//! `cli/`. Every `skiff server` flag can also come from a `SKIFF_<FLAG>`
+//! environment variable or from the YAML config file; [`server::resolve`]
+//! merges the three (flag > env > file > default) and validates the result.
+
+pub mod config_file;
+pub mod host;
+pub mod server;
+
+use clap::{Parser, Subcommand};
+
+/// A lightweight Kubernetes distribution in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `skiff`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: API server, store, scheduler and controllers.
+    Server(Box<server::ServerArgs>),
+    /// Print the version of this skiff binary.
+    Version,
+}
+
+/// The text `skiff version` prints.
+pub fn version_text() -> String {
+    format!("skiff version v{}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,193 @@
+//! Parsing and checking of single `skiff server` settings.
+//!
+//! Each check takes the raw text with its flag name and origin and returns
+//! the typed value or an error that says what a valid value looks like.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{ConfigError, Raw};
+
+pub(super) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
+    raw.value
+        .trim()
+        .parse()
+        .map_err(|_| raw.invalid("not an IP address; use a form such as 10.0.0.5"))
+}
+
+pub(super) fn port(raw: &Raw) -> Result<u16, ConfigError> {
+    match raw.value.trim().parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        _ => Err(raw.invalid("a port must be a number from 1 to 65535")),
+    }
+}
+
+pub(super) fn cidr(raw: &Raw) -> Result<IpNet, ConfigError> {
+    let net: IpNet = raw
+        .value
+        .trim()
+        .parse()
+        .map_err(|_| raw.invalid("not a CIDR; use a form such as 10.42.0.0/16"))?;
+    if net.network() != net.addr() {
+        return Err(raw.invalid(format!("host bits are set; did you mean {}?", net.trunc())));
+    }
+    Ok(net)
+}
+
+pub(super) fn port_range(raw: &Raw) -> Result<(u16, u16), ConfigError> {
+    let bad =
+        || raw.invalid("use FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 30000-32767");
+    let (first, last) = raw.value.trim().split_once('-').ok_or_else(bad)?;
+    let first: u16 = first.trim().parse().map_err(|_| bad())?;
+    let last: u16 = last.trim().parse().map_err(|_| bad())?;
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
+}
+
+pub(super) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
+    let digits = raw.value.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if !digits.is_empty() && mode <= 0o777 => Ok(mode),
+        _ => Err(raw.invalid("use an octal file mode such as 0600 or 0644")),
+    }
+}
+
+pub(super) fn boolean(raw: &Raw) -> Result<bool, ConfigError> {
+    match raw.value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(raw.invalid("use true or false")),
+    }
+}
+
+/// A DNS name: dot-separated labels of lower-case letters, digits and '-'.
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+pub(super) fn domain(raw: &Raw) -> Result<String, ConfigError> {
+    let name = raw.value.trim().trim_end_matches('.');
+    if is_dns_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(raw.invalid("use a lower-case DNS domain such as cluster.local"))
+    }
+}
+
+/// A subject alternative name: an IP address or a DNS name (a leading `*.`
+/// wildcard allowed). Names are compared lower-case, as TLS does.
+pub(super) fn san(raw: &Raw) -> Result<String, ConfigError> {
+    if let Ok(ip) = raw.value.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let name = raw.value.to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    if is_dns_name(bare) {
+        Ok(name)
+    } else {
+        Err(raw.invalid("use an IP address or a DNS name such as api.example.com"))
+    }
+}
+
+pub(super) fn log_level(raw: &Raw) -> Result<String, ConfigError> {
+    let level = raw.value.trim().to_string();
+    match tracing_subscriber::EnvFilter::try_new(&level) {
+        Ok(_) if !level.is_empty() => Ok(level),
+        _ => Err(raw.invalid(
+            "use error, warn, info, debug or trace (or a tracing filter such as skiff=debug)",
+        )),
+    }
+}
+
+/// Pod and service ranges must not share an address.
+pub(super) fn cidrs_apart(
+    cluster_raw: &Raw,
+    cluster: IpNet,
+    service_raw: &Raw,
+    service: IpNet,
+) -> Result<(), ConfigError> {
+    if cluster.contains(&service.network()) || service.contains(&cluster.network()) {
+        return Err(ConfigError::Conflict(format!(
+            "--cluster-cidr {cluster}{} overlaps --service-cidr {service}{}: pods and services need separate ranges; change one of them",
+            cluster_raw.origin, service_raw.origin
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::server::Origin;
+
+    fn raw(flag: &'static str, value: &str) -> Raw {
+        Raw {
+            flag,
+            value: value.to_string(),
+            origin: Origin::Flag,
+        }
+    }
+
+    #[test]
+    fn ports_and_ranges() {
+        assert_eq!(port(&raw("https-listen-port", "6443")).ok(), Some(6443));
+        assert!(port(&raw("https-listen-port", "0")).is_err());
+        assert!(port(&raw("https-listen-port", "65536")).is_err());
+        assert_eq!(
+            port_range(&raw("service-node-port-range", "30000-32767")).ok(),
+            Some((30000, 32767))
+        );
+        assert!(port_range(&raw("service-node-port-range", "0-10")).is_err());
+        assert!(port_range(&raw("service-node-port-range", "5-4")).is_err());
+    }
+
+    #[test]
+    fn cidrs_must_be_networks_and_apart() {
+        let err = cidr(&raw("cluster-cidr", "10.42.0.1/16")).unwrap_err();
+        assert!(err.to_string().contains("10.42.0.0/16"), "{err}");
+        let a = raw("cluster-cidr", "10.42.0.0/16");
+        let b = raw("service-cidr", "10.42.5.0/24");
+        let (na, nb) = (cidr(&a).expect("cidr"), cidr(&b).expect("cidr"));
+        assert!(cidrs_apart(&a, na, &b, nb).is_err());
+        let c = raw("service-cidr", "10.43.0.0/16");
+        assert!(cidrs_apart(&a, na, &c, cidr(&c).expect("cidr")).is_ok());
+    }
+
+    #[test]
+    fn modes_names_and_booleans() {
+        assert_eq!(
+            file_mode(&raw("write-kubeconfig-mode", "0644")).ok(),
+            Some(0o644)
+        );
+        assert_eq!(
+            file_mode(&raw("write-kubeconfig-mode", "600")).ok(),
+            Some(0o600)
+        );
+        assert!(file_mode(&raw("write-kubeconfig-mode", "0800")).is_err());
+        assert_eq!(
+            san(&raw("tls-san", "API.Example.com")).ok().as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            san(&raw("tls-san", "*.example.com")).ok().as_deref(),
+            Some("*.example.com")
+        );
+        assert!(san(&raw("tls-san", "a b")).is_err());
+        assert!(domain(&raw("cluster-domain", "Cluster.Local")).is_err());
+        assert_eq!(boolean(&raw("disable-agent", "yes")).ok(), Some(true));
+    }
+}

@@ -1,0 +1,165 @@
+//! `skiff server`: starts the control plane from a validated configuration.
+//!
+//! The order is: logging, PKI (CA, certificates, token, kubeconfig), the
+//! store, the API server, then the HTTPS listener. Any failure ends the
+//! process with its message; SIGTERM or SIGINT shut it down gracefully.
+
+pub mod gate;
+pub mod listener;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::{ApiConfig, ApiError, ApiServer};
+use crate::auth::AuthError;
+use crate::auth::authn::Authenticator;
+use crate::auth::token::ServerTokenAuthenticator;
+use crate::auth::x509::CertAuthenticator;
+use crate::cli::server::ServerConfig;
+use crate::pki::{self, PkiError, PkiParams};
+use crate::store::{self, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("opening the datastore: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Listener(#[from] listener::ListenerError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the server until it is told to stop; the exit code says whether it
+/// stopped on request (0) or failed (1, with the reason on stderr).
+pub fn run(config: ServerConfig) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)
+        .and_then(|runtime| runtime.block_on(serve(config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<(), ServerError> {
+    let started = Instant::now();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "starting skiff server");
+    if !config.disable_agent {
+        tracing::warn!(
+            "the built-in node (agent) is not available in this skiff yet: running the control plane only; pass --disable-agent to say so explicitly"
+        );
+    }
+
+    let pki = pki::ensure(&PkiParams {
+        data_dir: config.data_dir.clone(),
+        hostname: crate::cli::host::hostname(),
+        node_ips: node_ips(&config),
+        service_cidr: config.service_cidr,
+        cluster_domain: config.cluster_domain.clone(),
+        tls_sans: config.tls_san.clone(),
+        token: config.token.clone(),
+        kubeconfig_server: kubeconfig_server(&config),
+        kubeconfig_path: config.write_kubeconfig.clone(),
+        kubeconfig_mode: config.write_kubeconfig_mode,
+    })?;
+    tracing::info!(path = %config.write_kubeconfig.display(), "wrote the admin kubeconfig");
+
+    let store = store::open(config.datastore_endpoint.as_deref(), &config.data_dir).await?;
+    let api = ApiServer::new(
+        store,
+        ApiConfig {
+            cluster_cidr: config.cluster_cidr,
+            service_cidr: config.service_cidr,
+            cluster_dns: config.cluster_dns,
+            cluster_domain: config.cluster_domain.clone(),
+            service_node_port_range: config.service_node_port_range,
+            advertise_address: config.advertise_address,
+            https_port: config.https_listen_port,
+        },
+    )
+    .await?;
+
+    let clients = CertAuthenticator::new(&pki.ca_pem)?;
+    let authenticator =
+        Authenticator::new(vec![Arc::new(ServerTokenAuthenticator::new(&pki.token))]);
+    let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
+    let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
+    let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
+    let socket = listener::bind(addr).await?;
+    tracing::info!(
+        %addr,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "skiff server is ready"
+    );
+    listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
+    tracing::info!("skiff server stopped");
+    Ok(())
+}
+
+/// The addresses clients may use to reach this node: the advertise address
+/// and, when the listener is bound to one address, that address.
+fn node_ips(config: &ServerConfig) -> Vec<std::net::IpAddr> {
+    let mut ips = vec![config.advertise_address];
+    if !config.bind_address.is_unspecified() && !ips.contains(&config.bind_address) {
+        ips.push(config.bind_address);
+    }
+    ips
+}
+
+/// The URL the admin kubeconfig points at: 127.0.0.1, unless the listener
+/// is bound to one specific address (which the serving cert then names).
+fn kubeconfig_server(config: &ServerConfig) -> String {
+    let ip = config.bind_address;
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("https://{host}:{}", config.https_listen_port)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("received SIGINT"),
+        _ = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,68 @@
+//! The front of every HTTPS request: authentication, the endpoints a
+//! joining node needs before it has credentials, then the API router.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use tower::ServiceExt;
+
+use crate::auth::authn::{Authenticator, PeerIdentity};
+
+/// Hands authenticated requests to the API router.
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    authenticator: Authenticator,
+    router: Router,
+    ca_pem: String,
+}
+
+impl Gate {
+    pub fn new(authenticator: Authenticator, router: Router, ca_pem: String) -> Self {
+        Gate {
+            inner: Arc::new(Inner {
+                authenticator,
+                router,
+                ca_pem,
+            }),
+        }
+    }
+
+    /// Serves one request from a client whose connection showed `peer`.
+    pub async fn handle(&self, mut req: Request<Body>, peer: &PeerIdentity) -> Response {
+        let path = req.uri().path().to_string();
+        let user = match self
+            .inner
+            .authenticator
+            .authenticate(&path, req.headers_mut(), peer)
+        {
+            Ok(user) => user,
+            Err(denied) => return denied.response(),
+        };
+        if path == "/cacerts" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+            return self.ca_certs();
+        }
+        req.extensions_mut().insert(user);
+        match self.inner.router.clone().oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The cluster CA in PEM, which a joining node checks against the hash in
+    /// its token before trusting this server.
+    fn ca_certs(&self) -> Response {
+        let mut response = Response::new(Body::from(self.inner.ca_pem.clone()));
+        *response.status_mut() = StatusCode::OK;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    }
+}
