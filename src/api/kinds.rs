@@ -6,6 +6,26 @@
 //! [`strategy_for`] and calls it on every write; objects are handled as JSON
 //! values so that fields this skiff does not know are never lost.
 
+mod batch;
+mod config;
+mod coordination;
+mod cron;
+mod disruption;
+mod labelselector;
+mod namespace;
+mod networking;
+mod node;
+mod pod;
+mod podspec;
+pub mod quantity;
+mod quota;
+mod rbac;
+mod scheduling;
+mod service;
+mod storage;
+pub mod validation;
+mod workloads;
+
 use serde_json::Value;
 
 /// One reason an object is invalid, as an entry of `Status.details.causes`.
@@ -63,9 +83,48 @@ pub trait Strategy: Send + Sync {
 /// The strategy of kinds with no special behaviour.
 pub struct Plain;
 
-impl Strategy for Plain {}
+/// Every kind validates its labels, annotations and finalizers.
+impl Strategy for Plain {
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        validation::validate_meta(obj)
+    }
+}
 
 /// The strategy of a built-in kind, by API group (`""` for core) and kind.
-pub fn strategy_for(_group: &str, _kind: &str) -> &'static dyn Strategy {
-    &Plain
+pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
+    match (group, kind) {
+        ("", "Pod") => &pod::PodStrategy,
+        ("", "ReplicationController") => &workloads::ReplicationControllerStrategy,
+        ("", "PodTemplate") => &workloads::PodTemplateStrategy,
+        ("", "Service") => &service::ServiceStrategy,
+        ("", "ConfigMap") => &config::ConfigMapStrategy,
+        ("", "Secret") => &config::SecretStrategy,
+        ("", "Namespace") => &namespace::NamespaceStrategy,
+        ("", "Node") => &node::NodeStrategy,
+        ("apps", "Deployment") => &workloads::DeploymentStrategy,
+        ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
+        ("apps", "StatefulSet") => &workloads::StatefulSetStrategy,
+        ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
+        ("apps", "ControllerRevision") => &workloads::ControllerRevisionStrategy,
+        ("", "PersistentVolume") => &storage::PersistentVolumeStrategy,
+        ("", "PersistentVolumeClaim") => &storage::PersistentVolumeClaimStrategy,
+        ("storage.k8s.io", "StorageClass") => &storage::StorageClassStrategy,
+        ("rbac.authorization.k8s.io", "Role") => &rbac::RoleStrategy,
+        ("rbac.authorization.k8s.io", "ClusterRole") => &rbac::ClusterRoleStrategy,
+        ("rbac.authorization.k8s.io", "RoleBinding") => &rbac::RoleBindingStrategy,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => &rbac::ClusterRoleBindingStrategy,
+        ("", "Endpoints") => &networking::EndpointsStrategy,
+        ("discovery.k8s.io", "EndpointSlice") => &networking::EndpointSliceStrategy,
+        ("networking.k8s.io", "Ingress") => &networking::IngressStrategy,
+        ("networking.k8s.io", "IngressClass") => &networking::IngressClassStrategy,
+        ("networking.k8s.io", "NetworkPolicy") => &networking::NetworkPolicyStrategy,
+        ("", "LimitRange") => &quota::LimitRangeStrategy,
+        ("", "ResourceQuota") => &quota::ResourceQuotaStrategy,
+        ("policy", "PodDisruptionBudget") => &disruption::PodDisruptionBudgetStrategy,
+        ("scheduling.k8s.io", "PriorityClass") => &scheduling::PriorityClassStrategy,
+        ("coordination.k8s.io", "Lease") => &coordination::LeaseStrategy,
+        ("batch", "Job") => &batch::JobStrategy,
+        ("batch", "CronJob") => &batch::CronJobStrategy,
+        _ => &Plain,
+    }
 }

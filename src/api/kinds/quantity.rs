@@ -1,0 +1,264 @@
+//! Kubernetes resource quantities (`100m`, `1Gi`, `1e3`, `0.5`): parsing into
+//! an exact value in nano-units, so that requests and limits compare as
+//! upstream's `resource.Quantity` does. The scheduler and quota code can use
+//! the same type.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Upstream's wording for a malformed quantity.
+pub const FORMAT_MSG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+/// A parsed quantity: its value times 10^9, saturated at the i128 range
+/// (far beyond any real resource amount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quantity {
+    nanos: i128,
+}
+
+/// Why a string is not a quantity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// The string does not have a quantity's shape.
+    #[error("{FORMAT_MSG}")]
+    Format,
+    /// The number part does not parse.
+    #[error("unable to parse numeric part of quantity")]
+    Numeric,
+    /// The suffix is not one of the known ones.
+    #[error("unable to parse quantity's suffix")]
+    Suffix,
+}
+
+const NANO: i128 = 1_000_000_000;
+
+impl Quantity {
+    /// The zero quantity.
+    pub const ZERO: Quantity = Quantity { nanos: 0 };
+
+    /// Parses a quantity string as upstream's `resource.ParseQuantity`.
+    pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
+        if s.is_empty() {
+            return Err(QuantityError::Format);
+        }
+        let (negative, rest) = match s.as_bytes()[0] {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, suffix) = rest.split_at(num_len);
+        if number.is_empty() || number == "." {
+            return Err(QuantityError::Format);
+        }
+        let (int_part, frac_part) = match number.split_once('.') {
+            Some((i, f)) if !f.contains('.') => (i, f),
+            Some(_) => return Err(QuantityError::Numeric),
+            None => (number, ""),
+        };
+        let (base, exp10) = parse_suffix(suffix)?;
+        // digits as one integer, with the decimal point moved into exp10
+        let mut mantissa: i128 = 0;
+        let mut overflow_digits: i32 = 0;
+        for d in int_part.bytes().chain(frac_part.bytes()) {
+            match mantissa
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(d - b'0')))
+            {
+                Some(m) if overflow_digits == 0 => mantissa = m,
+                _ => overflow_digits += 1,
+            }
+        }
+        let exp = exp10 + overflow_digits + 9 - frac_part.len() as i32;
+        let mut nanos = scale(mantissa, exp);
+        if base != 1 {
+            nanos = nanos.saturating_mul(base);
+        }
+        Ok(Quantity {
+            nanos: if negative { -nanos } else { nanos },
+        })
+    }
+
+    /// The value in nano-units.
+    pub fn nanos(&self) -> i128 {
+        self.nanos
+    }
+
+    /// The value in milli-units, rounded up (as CPU is accounted).
+    pub fn millis(&self) -> i128 {
+        let m = self.nanos / 1_000_000;
+        if self.nanos % 1_000_000 > 0 { m + 1 } else { m }
+    }
+
+    /// The value in whole units, rounded up (as bytes are accounted).
+    pub fn value(&self) -> i128 {
+        let v = self.nanos / NANO;
+        if self.nanos % NANO > 0 { v + 1 } else { v }
+    }
+
+    /// Whether the value is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.nanos < 0
+    }
+}
+
+impl PartialOrd<i128> for Quantity {
+    fn partial_cmp(&self, other: &i128) -> Option<Ordering> {
+        Some(self.nanos.cmp(&other.saturating_mul(NANO)))
+    }
+}
+
+impl PartialEq<i128> for Quantity {
+    fn eq(&self, other: &i128) -> bool {
+        self.nanos == other.saturating_mul(NANO)
+    }
+}
+
+impl fmt::Display for Quantity {
+    /// A plain decimal rendering (not upstream's canonical suffix form).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.nanos / NANO;
+        let frac = (self.nanos % NANO).abs();
+        if frac == 0 {
+            write!(f, "{whole}")
+        } else {
+            let digits = format!("{frac:09}");
+            let sign = if self.nanos < 0 && whole == 0 {
+                "-"
+            } else {
+                ""
+            };
+            write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+        }
+    }
+}
+
+/// Multiplies `m` by 10^exp, rounding a fraction up (away from zero) as
+/// upstream rounds to its smallest scale.
+fn scale(m: i128, exp: i32) -> i128 {
+    if exp >= 0 {
+        let mut v = m;
+        for _ in 0..exp {
+            v = v.saturating_mul(10);
+            if v == i128::MAX {
+                break;
+            }
+        }
+        v
+    } else {
+        let mut v = m;
+        let mut remainder = false;
+        for _ in 0..(-exp).min(40) {
+            remainder |= v % 10 != 0;
+            v /= 10;
+        }
+        if remainder { v + 1 } else { v }
+    }
+}
+
+/// The binary multiplier and decimal exponent of a suffix.
+fn parse_suffix(s: &str) -> Result<(i128, i32), QuantityError> {
+    let binary = |p: u32| Ok((1i128 << (10 * p), 0));
+    match s {
+        "" => Ok((1, 0)),
+        "n" => Ok((1, -9)),
+        "u" => Ok((1, -6)),
+        "m" => Ok((1, -3)),
+        "k" => Ok((1, 3)),
+        "M" => Ok((1, 6)),
+        "G" => Ok((1, 9)),
+        "T" => Ok((1, 12)),
+        "P" => Ok((1, 15)),
+        "E" => Ok((1, 18)),
+        "Ki" => binary(1),
+        "Mi" => binary(2),
+        "Gi" => binary(3),
+        "Ti" => binary(4),
+        "Pi" => binary(5),
+        "Ei" => binary(6),
+        _ => {
+            let exp = s.strip_prefix('e').or_else(|| s.strip_prefix('E')).ok_or(
+                if valid_suffix_chars(s) {
+                    QuantityError::Suffix
+                } else {
+                    QuantityError::Format
+                },
+            )?;
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(QuantityError::Format);
+            }
+            let n: i32 = exp.parse().map_err(|_| QuantityError::Suffix)?;
+            if !(-100..=100).contains(&n) {
+                return Err(QuantityError::Numeric);
+            }
+            Ok((1, n))
+        }
+    }
+}
+
+fn valid_suffix_chars(s: &str) -> bool {
+    let letters_end = s.find(['+', '-']).unwrap_or(s.len());
+    let (letters, rest) = s.split_at(letters_end);
+    letters.chars().all(|c| "eEinumkKMGTP".contains(c))
+        && rest
+            .strip_prefix(['+', '-'])
+            .unwrap_or(rest)
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).expect(s)
+    }
+
+    #[test]
+    fn parses_common_forms() {
+        assert_eq!(q("100m").millis(), 100);
+        assert_eq!(q("1").millis(), 1000);
+        assert_eq!(q("0.5").millis(), 500);
+        assert_eq!(q("1Gi").value(), 1 << 30);
+        assert_eq!(q("128Mi").value(), 128 << 20);
+        assert_eq!(q("1e3").value(), 1000);
+        assert_eq!(q("1E3").value(), 1000);
+        assert_eq!(q("2k").value(), 2000);
+        assert_eq!(q("1.5G").value(), 1_500_000_000);
+        assert_eq!(q("5n").nanos(), 5);
+        assert_eq!(q("+3").value(), 3);
+        assert!(q("-1").is_negative());
+        assert_eq!(q(".5").millis(), 500);
+        assert!(q("1") == 1);
+        assert!(q("500m") < q("1"));
+        assert_eq!(q("1000m"), q("1"));
+    }
+
+    #[test]
+    fn rounds_sub_nano_fractions_up() {
+        assert_eq!(q("0.1n").nanos(), 1);
+        assert_eq!(q("1.5m").to_string(), "0.0015");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "", "1.2.3", "abc", "1Q", "1Gb", "1e", "1ex", "--1", ".", "1 Gi", "Gi",
+        ] {
+            assert!(Quantity::parse(bad).is_err(), "{bad} should not parse");
+        }
+        assert_eq!(Quantity::parse("1.2.3"), Err(QuantityError::Numeric));
+    }
+
+    #[test]
+    fn huge_values_saturate_instead_of_panicking() {
+        assert!(q("99999999999999999999999999999999999999999999Ei").nanos() > 0);
+        assert!(q("1e100").nanos() > 0);
+        assert!(Quantity::parse("1e1000").is_err());
+    }
+}
