@@ -507,12 +507,13 @@ async fn binding_eviction_and_finalizers() {
     let h = harness().await;
     let pods = "/api/v1/namespaces/default/pods";
     let pod = json!({"metadata": {"name": "p", "labels": {"app": "p"}, "finalizers": ["example.com/hold"]}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-    h.call("POST", pods, Some(pod)).await;
+    let (s, created) = h.call("POST", pods, Some(pod)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
-    let (s, _) = h
+    let (s, bound) = h
         .call("POST", &format!("{pods}/p/binding"), Some(binding.clone()))
         .await;
-    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(s, StatusCode::CREATED, "{bound}");
     let (_, bound) = h.call("GET", &format!("{pods}/p"), None).await;
     assert_eq!(bound["spec"]["nodeName"], "n1");
     assert_eq!(

@@ -301,13 +301,17 @@ pub async fn guaranteed_update(
             }
         }
         let mut new = merge_owned(kind, mode, &current, proposed);
-        strategy.default(&mut new);
-        strategy.prepare_for_update(&mut new, &current);
-        if strategy.tracks_generation() && new.get("spec") != current.get("spec") {
-            let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-            meta_mut(&mut new).insert("generation".into(), json!(generation));
+        // Server-internal writes (binding) bypass the client-facing rules,
+        // as upstream's binding REST does.
+        if mode != Mode::Whole {
+            strategy.default(&mut new);
+            strategy.prepare_for_update(&mut new, &current);
+            if strategy.tracks_generation() && new.get("spec") != current.get("spec") {
+                let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                meta_mut(&mut new).insert("generation".into(), json!(generation));
+            }
+            invalid_if_any(kind, ctx.name(), strategy.validate_update(&new, &current))?;
         }
-        invalid_if_any(kind, ctx.name(), strategy.validate_update(&new, &current))?;
         let bytes = object::encode(&new);
         if bytes == kv.value {
             return Ok(current);
