@@ -99,6 +99,12 @@ impl KindInfo {
         }
     }
 
+    /// How long objects live without being written again: Events expire
+    /// after an hour, as with upstream's default `--event-ttl`.
+    pub fn ttl(&self) -> Option<std::time::Duration> {
+        (self.storage == "events").then_some(std::time::Duration::from_secs(3600))
+    }
+
     /// The key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         format!("{}{name}", self.prefix(namespace))

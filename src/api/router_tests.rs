@@ -587,6 +587,47 @@ async fn namespaces_terminate_and_empty() {
 }
 
 #[tokio::test]
+async fn system_namespaces_cannot_be_deleted() {
+    let h = harness().await;
+    let (s, err) = h
+        .call("DELETE", "/api/v1/namespaces/kube-system", None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        err["message"],
+        "namespaces \"kube-system\" is forbidden: this namespace may not be deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_from_before_a_restart_is_expired() {
+    let h = harness().await;
+    h.call("POST", CMS, Some(cm("old"))).await;
+    let restarted = match ApiServer::new(Arc::clone(&h.store), config()).await {
+        Ok(api) => api.router(),
+        Err(e) => panic!("restart: {e}"),
+    };
+    let h2 = Harness {
+        router: restarted,
+        store: Arc::clone(&h.store),
+        _dir: tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}")),
+    };
+    let mut events = h2
+        .watch(&format!("{CMS}?watch=true&resourceVersion=1"))
+        .await;
+    let e = next_event(&mut events).await;
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(
+        (e["object"]["code"].as_i64(), e["object"]["reason"].as_str()),
+        (Some(410), Some("Expired"))
+    );
+    assert!(
+        events.recv().await.is_none(),
+        "the watch ends after the error"
+    );
+}
+
+#[tokio::test]
 async fn creating_in_a_terminating_namespace_is_forbidden() {
     let h = harness().await;
     h.call(

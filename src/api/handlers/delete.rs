@@ -19,6 +19,10 @@ use crate::api::response::json;
 use crate::api::status::{self, ApiStatus};
 use crate::store::{ListOptions, Revision, StoreError};
 
+/// Namespaces that may never be deleted, as upstream's NamespaceLifecycle
+/// admission enforces.
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// The parts of `DeleteOptions` this server honours.
 #[derive(Debug, Default)]
 pub struct DeleteOptions {
@@ -111,6 +115,14 @@ pub async fn delete_one(
     opts: &DeleteOptions,
 ) -> Result<Deleted, ApiStatus> {
     let kind = ctx.kind();
+    let is_namespace = kind.kind == "Namespace" && kind.group.is_empty();
+    if is_namespace && PROTECTED_NAMESPACES.contains(&ctx.name()) {
+        return Err(ApiStatus::forbidden(
+            kind,
+            ctx.name(),
+            "this namespace may not be deleted",
+        ));
+    }
     for _ in 0..16 {
         let (kv, current) = load(core, ctx).await?;
         let uid = meta_str(&current, "uid").unwrap_or("");
@@ -135,7 +147,7 @@ pub async fn delete_one(
         }
         let already_marked = meta_str(&current, "deletionTimestamp").is_some();
         let mut marked = current.clone();
-        let pending = if kind.kind == "Namespace" && kind.group.is_empty() {
+        let pending = if is_namespace {
             meta_mut(&mut marked)
                 .entry("deletionTimestamp")
                 .or_insert_with(|| json!(object::now()));
@@ -181,7 +193,7 @@ pub async fn delete_one(
             }
             match mark(core, &kv.key, kv.mod_revision, marked).await? {
                 Some(stored) => {
-                    if kind.kind == "Namespace" && kind.group.is_empty() {
+                    if is_namespace {
                         crate::api::namespaces::start_cleanup(
                             Arc::clone(core),
                             ctx.name().to_string(),

@@ -158,7 +158,10 @@ pub async fn list(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
     } else {
         let (revision, start) = match &continue_token {
             Some(t) => (Some(t.revision), Some(format!("{prefix}{}", t.start))),
-            None => (requested.filter(|n| *n > 0), None),
+            // An exact read is at that revision; a newer-than read the
+            // cache cannot serve yet is a consistent read of the latest.
+            None if rv_match == Some("Exact") => (requested.filter(|n| *n > 0), None),
+            None => (None, None),
         };
         let unfiltered = labels.is_empty() && fields.is_empty();
         read_store(core, &prefix, revision, start, limit, &matches, unfiltered)

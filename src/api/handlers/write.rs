@@ -172,7 +172,11 @@ pub async fn create_object(
             return Ok(obj);
         }
         let key = kind.key(ns.as_deref(), &name);
-        match core.store.create(&key, object::encode(&obj), None).await {
+        match core
+            .store
+            .create(&key, object::encode(&obj), kind.ttl())
+            .await
+        {
             Ok(kv) => {
                 object::set_resource_version(&mut obj, kv.mod_revision);
                 return Ok(obj);
@@ -321,7 +325,7 @@ pub async fn guaranteed_update(
         }
         match core
             .store
-            .update(&kv.key, bytes, kv.mod_revision, None)
+            .update(&kv.key, bytes, kv.mod_revision, kind.ttl())
             .await
         {
             Ok((stored, _)) => {
