@@ -98,7 +98,7 @@ async fn cleanup_round(core: &Arc<Core>, ns: &str) -> Result<bool, crate::api::s
         .as_array()
         .map(|f| f.iter().filter(|f| *f != "kubernetes").cloned().collect())
         .unwrap_or_default();
-    obj["spec"]["finalizers"] = json!(finalizers);
+    object::set_path(&mut obj, &["spec", "finalizers"], json!(finalizers));
     if finalizers.is_empty() && object::finalizers(&obj).is_empty() {
         let _ = core.store.delete(&kv.key, Some(kv.mod_revision)).await;
         return Ok(true);

@@ -32,6 +32,23 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// Sets a nested field, turning anything on the way that is not an object
+/// into one (user data can hold a string where an object belongs; indexing
+/// would panic on it).
+pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
+    let mut cur = obj;
+    for seg in path {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Value::Object(map) = cur else {
+            return;
+        };
+        cur = map.entry(seg.to_string()).or_insert(Value::Null);
+    }
+    *cur = value;
+}
+
 pub fn set_resource_version(obj: &mut Value, revision: Revision) {
     meta_mut(obj).insert("resourceVersion".into(), json!(revision.to_string()));
 }
@@ -201,6 +218,13 @@ mod tests {
         assert!(!validate_name(svc, "a.b").is_empty());
         assert!(validate_name(role, "system:controller:x").is_empty());
         assert!(!validate_name(role, "a/b").is_empty());
+    }
+
+    #[test]
+    fn set_path_replaces_non_objects() {
+        let mut obj = json!({"spec": "oops"});
+        set_path(&mut obj, &["spec", "replicas"], json!(3));
+        assert_eq!(obj, json!({"spec": {"replicas": 3}}));
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub async fn delete_one(
             meta_mut(&mut marked)
                 .entry("deletionTimestamp")
                 .or_insert_with(|| json!(object::now()));
-            marked["status"]["phase"] = json!("Terminating");
+            object::set_path(&mut marked, &["status", "phase"], json!("Terminating"));
             let finalizers = marked["spec"]["finalizers"]
                 .as_array()
                 .cloned()
@@ -159,7 +159,7 @@ pub async fn delete_one(
             if !finalizers.iter().any(|f| f == "kubernetes") {
                 let mut f = finalizers;
                 f.push(json!("kubernetes"));
-                marked["spec"]["finalizers"] = json!(f);
+                object::set_path(&mut marked, &["spec", "finalizers"], json!(f));
             }
             true
         } else if !object::finalizers(&current).is_empty() {

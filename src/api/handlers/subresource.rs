@@ -121,7 +121,7 @@ async fn write_scale(
             ));
         }
         let mut next = current.clone();
-        next["spec"]["replicas"] = json!(replicas);
+        object::set_path(&mut next, &["spec", "replicas"], json!(replicas));
         let rv = meta_str(&scale, "resourceVersion").filter(|rv| !rv.is_empty());
         let current_rv = meta_str(current, "resourceVersion");
         if sent.is_some() && rv.is_some() && rv != current_rv {
@@ -170,7 +170,7 @@ async fn bind(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiSt
             ));
         }
         let mut next = current.clone();
-        next["spec"]["nodeName"] = json!(node);
+        object::set_path(&mut next, &["spec", "nodeName"], json!(node));
         let mut conditions: Vec<Value> = next["status"]["conditions"]
             .as_array()
             .map(|c| {
@@ -181,7 +181,7 @@ async fn bind(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiSt
             })
             .unwrap_or_default();
         conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": object::now()}));
-        next["status"]["conditions"] = json!(conditions);
+        object::set_path(&mut next, &["status", "conditions"], json!(conditions));
         Ok(next)
     };
     guaranteed_update(core, &ctx, Mode::Whole, &mut mutate).await?;
