@@ -105,6 +105,18 @@ impl KindInfo {
         (self.storage == "events").then_some(std::time::Duration::from_secs(3600))
     }
 
+    /// Whether a PUT of a missing object creates it, as upstream's
+    /// strategies allow for these kinds.
+    pub fn allows_create_on_update(&self) -> bool {
+        matches!(
+            (self.group, self.kind),
+            ("", "Endpoints" | "Event" | "LimitRange")
+                | ("events.k8s.io", "Event")
+                | ("coordination.k8s.io", "Lease")
+                | ("rbac.authorization.k8s.io", _)
+        )
+    }
+
     /// The key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         format!("{}{name}", self.prefix(namespace))

@@ -587,6 +587,19 @@ async fn namespaces_terminate_and_empty() {
 }
 
 #[tokio::test]
+async fn put_creates_leases_but_not_configmaps() {
+    let h = harness().await;
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}});
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+    let (s, body) = h.call("PUT", &format!("{leases}/l"), Some(lease)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, _) = h
+        .call("PUT", &format!("{CMS}/nope"), Some(cm("nope")))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn system_namespaces_cannot_be_deleted() {
     let h = harness().await;
     let (s, err) = h

@@ -368,6 +368,26 @@ pub async fn put(core: &Arc<Core>, ctx: Ctx, body: Bytes, mode: Mode) -> Result<
 }
 
 pub async fn update(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
+    let kind = ctx.kind();
+    if kind.allows_create_on_update() {
+        let missing = core
+            .store
+            .get(&ctx.key(), None)
+            .await
+            .map_err(store_error)?
+            .is_none();
+        if missing {
+            let sent = decode_body(&ctx.headers, &body)?;
+            super::fields::check_strict(&ctx, &sent)?;
+            let mut obj = check_type(kind, sent)?;
+            check_identity(&ctx, &mut obj)?;
+            meta_mut(&mut obj).insert("name".into(), json!(ctx.name()));
+            meta_mut(&mut obj).remove("resourceVersion");
+            let created =
+                create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
+            return Ok(json(StatusCode::CREATED, &from_storage(kind, created)));
+        }
+    }
     Ok(json(
         StatusCode::OK,
         &put(core, ctx, body, Mode::Main).await?,
