@@ -314,3 +314,100 @@ fn strict_validation_names_unknown_fields() {
     ]);
     assert!(ok_without.status.success(), "{}", text(&ok_without));
 }
+
+/// kubectl's typed commands send protobuf bodies.
+#[test]
+fn typed_create_commands_send_protobuf_and_work() {
+    let server = TestServer::start();
+    ok(&server, &["create", "configmap", "c", "--from-literal=x=1"]);
+    assert_eq!(
+        ok(&server, &["get", "cm", "c", "-o", "jsonpath={.data.x}"]),
+        "1"
+    );
+    ok(
+        &server,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=p=hunter2",
+        ],
+    );
+    assert_eq!(
+        ok(&server, &["get", "secret", "s", "-o", "jsonpath={.data.p}"]),
+        "aHVudGVyMg=="
+    );
+    ok(&server, &["create", "namespace", "team"]);
+    ok(
+        &server,
+        &["-n", "team", "create", "serviceaccount", "robot"],
+    );
+    ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=2",
+            "--port=80",
+        ],
+    );
+    let deploy = ok(
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}",
+        ],
+    );
+    assert_eq!(deploy, "2 80");
+    ok(
+        &server,
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "--port=8080",
+            "--target-port=80",
+        ],
+    );
+    let svc = ok(
+        &server,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}",
+        ],
+    );
+    assert_eq!(svc, "8080 80 web");
+    ok(
+        &server,
+        &[
+            "run",
+            "box",
+            "--image=busybox",
+            "--restart=Never",
+            "--env=A=b",
+            "--",
+            "sleep",
+            "10",
+        ],
+    );
+    let pod = ok(
+        &server,
+        &[
+            "get",
+            "pod",
+            "box",
+            "-o",
+            "jsonpath={.spec.containers[0].args} {.spec.containers[0].env[0].value}",
+        ],
+    );
+    assert_eq!(pod, r#"["sleep","10"] b"#);
+}

@@ -43,15 +43,8 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiStatus
         "application/json" | "*/*" | "" => serde_json::from_slice(body).map_err(|e| {
             ApiStatus::bad_request(format!("the body of the request could not be decoded: {e}"))
         })?,
-        other if other.contains("protobuf") => {
-            return Err(ApiStatus::new(
-                415,
-                "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
-                ),
-            ));
-        }
+        "application/vnd.kubernetes.protobuf" => crate::api::protobuf::decode(body)
+            .map_err(|e| ApiStatus::new(415, "UnsupportedMediaType", e.to_string()))?,
         _ => serde_json::from_slice(body).map_err(|e| {
             ApiStatus::bad_request(format!("the body of the request could not be decoded: {e}"))
         })?,

@@ -35,13 +35,15 @@ pub struct DeleteOptions {
 impl DeleteOptions {
     /// From the request body (a `DeleteOptions` object, optional) and query.
     pub fn parse(ctx: &Ctx, body: &Bytes) -> Result<Self, ApiStatus> {
-        let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Self::from_value(ctx, &json!({}))
         } else {
-            serde_json::from_slice(body).map_err(|e| {
-                ApiStatus::bad_request(format!("the body of the request could not be decoded: {e}"))
-            })?
-        };
+            Self::from_value(ctx, &crate::api::response::decode_body(&ctx.headers, body)?)
+        }
+    }
+
+    /// From a decoded `DeleteOptions` object and the query.
+    pub fn from_value(ctx: &Ctx, body: &Value) -> Result<Self, ApiStatus> {
         let grace = match ctx.query.int("gracePeriodSeconds")? {
             Some(g) => Some(g),
             None => body["gracePeriodSeconds"].as_i64(),

@@ -222,13 +222,10 @@ async fn evict(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiS
             return Err(err);
         }
     }
-    let opts_body = Bytes::from(serde_json::to_vec(&eviction["deleteOptions"]).unwrap_or_default());
-    let opts_body = if eviction["deleteOptions"].is_null() {
-        Bytes::new()
-    } else {
-        opts_body
+    let opts = match &eviction["deleteOptions"] {
+        Value::Object(_) => DeleteOptions::from_value(&ctx, &eviction["deleteOptions"])?,
+        _ => DeleteOptions::from_value(&ctx, &json!({}))?,
     };
-    let opts = DeleteOptions::parse(&ctx, &opts_body)?;
     delete_one(core, &ctx, &opts).await?;
     Ok(created_status())
 }
