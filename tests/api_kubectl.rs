@@ -410,4 +410,28 @@ fn typed_create_commands_send_protobuf_and_work() {
         ],
     );
     assert_eq!(pod, r#"["sleep","10"] b"#);
+    ok(
+        &server,
+        &["create", "job", "j", "--image=busybox", "--", "echo", "hi"],
+    );
+    ok(
+        &server,
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
+    );
+    ok(
+        &server,
+        &["create", "rolebinding", "rb", "--role=reader", "--user=bob"],
+    );
+    ok(&server, &["create", "quota", "q", "--hard=pods=10,cpu=2"]);
+    let quota = ok(
+        &server,
+        &["get", "quota", "q", "-o", "jsonpath={.spec.hard.cpu}"],
+    );
+    assert_eq!(quota, "2");
 }

@@ -1,9 +1,9 @@
 //! Decoding `application/vnd.kubernetes.protobuf` request bodies into JSON.
 //!
-//! kubectl's typed commands (`create configmap`, `create secret`, `create
-//! namespace`, `create serviceaccount`, `create deployment`, `run`,
-//! `expose`, `drain`'s evictions) always send protobuf. A body is the magic
-//! `k8s\0` followed by a `runtime.Unknown` envelope (type meta and the raw
+//! kubectl's typed commands (`create configmap|secret|namespace|
+//! serviceaccount|deployment|job|cronjob|role|rolebinding|clusterrole|
+//! clusterrolebinding|pdb|priorityclass|quota`, `run`, `expose`, `drain`'s
+//! evictions) always send protobuf. A body is the magic `k8s\0` followed by a `runtime.Unknown` envelope (type meta and the raw
 //! object message). The raw message is decoded by a schema table of the
 //! messages those commands send (field numbers and JSON names from
 //! upstream's `generated.proto`); a field the table does not know is an
@@ -371,6 +371,141 @@ static SERVICE: Message = Message {
     ],
 };
 
+static JOB_SPEC: Message = Message {
+    name: "JobSpec",
+    fields: &[
+        f(1, "parallelism", Int),
+        f(2, "completions", Int),
+        f(3, "activeDeadlineSeconds", Int),
+        f(4, "selector", Msg(&LABEL_SELECTOR)),
+        f(5, "manualSelector", Bool),
+        f(6, "template", Msg(&POD_TEMPLATE_SPEC)),
+        f(7, "backoffLimit", Int),
+        f(8, "ttlSecondsAfterFinished", Int),
+        f(9, "completionMode", Str),
+        f(10, "suspend", Bool),
+        f(12, "backoffLimitPerIndex", Int),
+        f(13, "maxFailedIndexes", Int),
+        f(14, "podReplacementPolicy", Str),
+        f(15, "managedBy", Str),
+    ],
+};
+static JOB: Message = Message {
+    name: "Job",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&JOB_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static JOB_TEMPLATE_SPEC: Message = Message {
+    name: "JobTemplateSpec",
+    fields: &[f(1, "metadata", META), f(2, "spec", Msg(&JOB_SPEC))],
+};
+static CRON_JOB_SPEC: Message = Message {
+    name: "CronJobSpec",
+    fields: &[
+        f(1, "schedule", Str),
+        f(2, "startingDeadlineSeconds", Int),
+        f(3, "concurrencyPolicy", Str),
+        f(4, "suspend", Bool),
+        f(5, "jobTemplate", Msg(&JOB_TEMPLATE_SPEC)),
+        f(6, "successfulJobsHistoryLimit", Int),
+        f(7, "failedJobsHistoryLimit", Int),
+        f(8, "timeZone", Str),
+    ],
+};
+static CRON_JOB: Message = Message {
+    name: "CronJob",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&CRON_JOB_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static POLICY_RULE: Message = Message {
+    name: "PolicyRule",
+    fields: &[
+        r(1, "verbs", Str),
+        r(2, "apiGroups", Str),
+        r(3, "resources", Str),
+        r(4, "resourceNames", Str),
+        r(5, "nonResourceURLs", Str),
+    ],
+};
+static AGGREGATION_RULE: Message = Message {
+    name: "AggregationRule",
+    fields: &[r(1, "clusterRoleSelectors", Msg(&LABEL_SELECTOR))],
+};
+static ROLE: Message = Message {
+    name: "Role",
+    fields: &[
+        f(1, "metadata", META),
+        r(2, "rules", Msg(&POLICY_RULE)),
+        f(3, "aggregationRule", Msg(&AGGREGATION_RULE)),
+    ],
+};
+static SUBJECT: Message = Message {
+    name: "Subject",
+    fields: &[
+        f(1, "kind", Str),
+        f(2, "apiGroup", Str),
+        f(3, "name", Str),
+        f(4, "namespace", Str),
+    ],
+};
+static ROLE_REF: Message = Message {
+    name: "RoleRef",
+    fields: &[f(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)],
+};
+static ROLE_BINDING: Message = Message {
+    name: "RoleBinding",
+    fields: &[
+        f(1, "metadata", META),
+        r(2, "subjects", Msg(&SUBJECT)),
+        f(3, "roleRef", Msg(&ROLE_REF)),
+    ],
+};
+static PDB_SPEC: Message = Message {
+    name: "PodDisruptionBudgetSpec",
+    fields: &[
+        f(1, "minAvailable", IntOrString),
+        f(2, "selector", Msg(&LABEL_SELECTOR)),
+        f(3, "maxUnavailable", IntOrString),
+        f(4, "unhealthyPodEvictionPolicy", Str),
+    ],
+};
+static PDB: Message = Message {
+    name: "PodDisruptionBudget",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&PDB_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static PRIORITY_CLASS: Message = Message {
+    name: "PriorityClass",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "value", Int),
+        z(3, "globalDefault", Bool),
+        f(4, "description", Str),
+        f(5, "preemptionPolicy", Str),
+    ],
+};
+static RESOURCE_QUOTA_SPEC: Message = Message {
+    name: "ResourceQuotaSpec",
+    fields: &[f(1, "hard", MapQuantity), r(2, "scopes", Str)],
+};
+static RESOURCE_QUOTA: Message = Message {
+    name: "ResourceQuota",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&RESOURCE_QUOTA_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+
 /// The top-level messages this server decodes, by apiVersion and kind.
 fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
     Some(match (api_version, kind) {
@@ -381,6 +516,13 @@ fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "Pod") => &POD,
         ("v1", "Service") => &SERVICE,
         ("apps/v1", "Deployment") => &DEPLOYMENT,
+        ("v1", "ResourceQuota") => &RESOURCE_QUOTA,
+        ("batch/v1", "Job") => &JOB,
+        ("batch/v1", "CronJob") => &CRON_JOB,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => &ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &ROLE_BINDING,
+        ("policy/v1", "PodDisruptionBudget") => &PDB,
+        ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "Eviction") => &EVICTION,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => &DELETE_OPTIONS,
         _ => return None,
