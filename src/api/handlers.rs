@@ -151,6 +151,10 @@ fn verb(method: &Method, target: &Target, query: &Query) -> &'static str {
 pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let user = parts
+        .extensions
+        .get::<crate::auth::UserInfo>()
+        .map(|u| u.username.clone());
     let path = parts.uri.path().to_string();
     let target = match route(&path) {
         Route::Discovery(d) => {
@@ -192,7 +196,16 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
         .await
         .unwrap_or_else(IntoResponse::into_response);
     let status = resp.status().as_u16();
-    core.metrics.observe(&labels, status, started.elapsed());
+    let took = started.elapsed();
+    core.metrics.observe(&labels, status, took);
+    tracing::debug!(
+        user = user.as_deref().unwrap_or("-"),
+        verb = labels.verb,
+        path = %path,
+        code = status,
+        ms = took.as_millis() as u64,
+        "request"
+    );
     resp
 }
 
