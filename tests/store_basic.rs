@@ -203,8 +203,20 @@ async fn watch_older_than_the_ring_replays_from_history_without_gaps() {
     config.compaction.enabled = false;
     config.ring_capacity = 16;
     let s = Arc::new(SqliteStore::open(config).await.unwrap());
-    for i in 0..5000 {
-        s.create(&format!("/h/{i}"), b("v"), None).await.unwrap();
+    // More than two replay chunks of history, written by 8 writers at once.
+    let mut fill = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        fill.push(tokio::spawn(async move {
+            for i in 0..625 {
+                s.create(&format!("/h/{t}/{i}"), b("v"), None)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for f in fill {
+        f.await.unwrap();
     }
     let mut w = s.watch("/h/", 10).await.unwrap();
     let writer = {
@@ -356,6 +368,62 @@ async fn open_rejects_foreign_engines_newer_schemas_and_garbage() {
     let uri = format!("sqlite://{}", garbage.display());
     match skiff::store::open(Some(&uri), dir.path()).await.err() {
         Some(StoreError::Corrupt { path, .. }) => assert!(path.contains("garbage.db")),
+        other => panic!("expected corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    s.create("/t/a", b("a"), Some(Duration::from_millis(400)))
+        .await
+        .unwrap();
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s = store(&dir).await;
+    let mut w = s.watch("/t/", 1).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!(
+        (e.kind, e.revision, e.kv.key.as_str()),
+        (EventKind::Deleted, 2, "/t/a")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_pages_are_reported_as_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = store(&dir).await;
+    for i in 0..200 {
+        s.create(&format!("/d/{i:03}"), Bytes::from(vec![b'v'; 1024]), None)
+            .await
+            .unwrap();
+    }
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    {
+        // Fold the WAL into the file, then scribble over everything after
+        // the first pages (the header and schema stay readable).
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    for byte in &mut bytes[4 * 4096..len] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = match SqliteStore::open(Config::new(&path)).await {
+        Err(e) => e,
+        Ok(s) => s
+            .list("/d/", ListOptions::default())
+            .await
+            .expect_err("reading damaged pages"),
+    };
+    match err {
+        StoreError::Corrupt { path: p, .. } => assert!(p.ends_with("state.db")),
         other => panic!("expected corrupt, got {other:?}"),
     }
 }

@@ -61,6 +61,8 @@ pub struct Compactor {
     next_tick: Instant,
     /// (time, revision at that time), one entry per tick, for `retain_for`.
     timeline: VecDeque<(Instant, Revision)>,
+    /// After a failed batch (a full disk, say), no retry before this.
+    retry_at: Instant,
 }
 
 impl Compactor {
@@ -72,6 +74,7 @@ impl Compactor {
             config,
             compacted,
             goal: compacted,
+            retry_at: now,
         }
     }
 
@@ -82,7 +85,7 @@ impl Compactor {
 
     /// How long until there is work to do.
     pub fn until_due(&self) -> Duration {
-        if self.goal > self.compacted {
+        if self.goal > self.compacted && Instant::now() >= self.retry_at {
             Duration::ZERO
         } else {
             self.next_tick.saturating_duration_since(Instant::now())
@@ -102,18 +105,21 @@ impl Compactor {
         let now = Instant::now();
         if now >= self.next_tick {
             self.next_tick = now + self.config.interval;
-            self.timeline.push_back((now, revision));
             if self.config.enabled {
+                self.timeline.push_back((now, revision));
                 let target = self.auto_target(now, revision);
                 self.goal = self.goal.max(target);
             }
             maintain_file(conn, path).map_err(e)?;
         }
-        if self.goal <= self.compacted {
+        if self.goal <= self.compacted || now < self.retry_at {
             return Ok(None);
         }
         let upto = self.goal.min(self.compacted + self.config.batch.max(1));
-        compact_batch(conn, self.compacted, upto, revision).map_err(e)?;
+        if let Err(err) = compact_batch(conn, self.compacted, upto, revision) {
+            self.retry_at = now + self.config.interval;
+            return Err(e(err));
+        }
         self.compacted = upto;
         Ok(Some(upto))
     }
@@ -187,7 +193,17 @@ fn maintain_file(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     wal.push("-wal");
     let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     if wal_bytes > WAL_TRUNCATE_BYTES {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // A truncating checkpoint waits for readers through the busy
+        // handler, and readers keep coming: never let it hold up the writer.
+        // If readers are in the way it does what it can and the next tick
+        // tries again.
+        conn.busy_timeout(Duration::ZERO)?;
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+        match checkpoint {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            other => other?,
+        }
     }
     Ok(())
 }

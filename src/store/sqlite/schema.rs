@@ -18,6 +18,9 @@ use crate::store::{Revision, StoreError};
 /// The schema version this skiff writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// How long a connection waits for a lock held by another connection.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub const OP_CREATE: i64 = 0;
 pub const OP_MODIFY: i64 = 1;
 pub const OP_DELETE: i64 = 2;
@@ -71,7 +74,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(e)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(e)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(e)?;
@@ -109,7 +112,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // survives power loss, not just a crash of the process.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA journal_size_limit = 8388608;
+         PRAGMA journal_size_limit = 4194304;
          PRAGMA wal_autocheckpoint = 1000;
          PRAGMA cache_size = -16384;",
     )
@@ -132,7 +135,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(e)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(e)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
     conn.execute_batch("PRAGMA cache_size = -8192").map_err(e)?;
     Ok(conn)
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -28,6 +28,8 @@ use crate::store::{Event, EventKind, KeyValue, Result, Revision, StoreError};
 const MAX_GROUP: usize = 1024;
 /// The most expired keys deleted per group.
 const MAX_EXPIRE: i64 = 512;
+/// The longest a group waits for the rest of the previous group's writers.
+const GATHER_WAIT: Duration = Duration::from_micros(300);
 
 /// A write as the API asked for it.
 pub enum WriteOp {
@@ -69,6 +71,8 @@ pub struct Writer {
     /// Unix milliseconds of the earliest TTL expiry, if any key has one.
     next_expiry: Option<i64>,
     compactor: Compactor,
+    /// Size of the previous group, to keep groups whole (see `gather`).
+    last_group: usize,
 }
 
 fn now_ms() -> i64 {
@@ -104,6 +108,7 @@ impl Writer {
             revision,
             next_expiry,
             compactor: Compactor::new(config.compaction.clone(), compacted, revision),
+            last_group: 0,
             path,
         })
     }
@@ -119,12 +124,8 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            while batch.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(req) => batch.push(req),
-                    Err(_) => break,
-                }
-            }
+            self.gather(&rx, &mut batch);
+            self.last_group = batch.len();
             let mut writes = Vec::with_capacity(batch.len());
             for req in batch.drain(..) {
                 match req {
@@ -152,6 +153,28 @@ impl Writer {
             let _ = reply.send(Err(StoreError::Closed));
         }
         self.hub.close();
+    }
+
+    /// Takes every queued request. When the previous group was larger than
+    /// what is queued now, its writers are probably about to send their next
+    /// request (they were just acknowledged): wait a few microseconds for
+    /// them, so groups stay whole instead of alternating big and small. A
+    /// lone writer never waits.
+    fn gather(&self, rx: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+        let deadline = Instant::now() + GATHER_WAIT;
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(mpsc::TryRecvError::Empty)
+                    if !batch.is_empty()
+                        && batch.len() < self.last_group
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::yield_now();
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     /// How long to wait for a request before there is housekeeping to do.
@@ -202,6 +225,7 @@ impl Writer {
         let start_revision = self.revision;
         let mut outcomes: Vec<Result<Event>> = Vec::with_capacity(writes.len());
         let mut expiry_events = Vec::new();
+        let started = Instant::now();
         let applied = (|| -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             for (op, _) in &writes {
@@ -226,6 +250,10 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
             self.revision = start_revision;
+            if !expired.is_empty() {
+                // Do not spin on expiries that cannot be written.
+                self.next_expiry = Some(now_ms() + 1000);
+            }
             for (_, reply) in writes {
                 let _ = reply.send(Err(clone_err(&err)));
             }
@@ -237,6 +265,7 @@ impl Writer {
                 .query_row("SELECT min(expires_at) FROM current", [], |r| r.get(0))
                 .unwrap_or(Some(now_ms() + 1000));
         }
+        tracing::trace!(writes = writes.len(), elapsed = ?started.elapsed(), "group committed");
         self.shared.revision.store(self.revision, Ordering::Release);
         let mut events: Vec<Event> = outcomes
             .iter()
