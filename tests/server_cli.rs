@@ -106,6 +106,10 @@ fn bad_values_fail_naming_the_flag() {
             &["--advertise-address"],
         ),
         flag(&["--token", "K10abc::server:x"], &["--token"]),
+        flag(
+            &["--write-kubeconfig", ""],
+            &["--write-kubeconfig", "give a path"],
+        ),
         Case {
             args: &[],
             config: "cluster-cidr: banana\n",
@@ -134,18 +138,21 @@ fn bad_values_fail_naming_the_flag() {
     {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = server_in(dir.path(), config);
-        cmd.arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--write-kubeconfig")
-            .arg(dir.path().join("kubeconfig"))
-            .envs(envs.iter().copied());
-        let sets_port = args.contains(&"--https-listen-port")
-            || envs
-                .iter()
-                .any(|(name, _)| *name == "SKIFF_HTTPS_LISTEN_PORT");
-        if !sets_port {
-            // Should a case wrongly pass validation, keep it off real ports.
-            cmd.arg(format!("--https-listen-port={}", free_port()));
+        cmd.envs(envs.iter().copied());
+        // Keep every case inside its temp dir and off real ports, should it
+        // wrongly pass validation, unless the case sets that flag itself.
+        let data = dir.path().join("data").display().to_string();
+        let kubeconfig = dir.path().join("kubeconfig").display().to_string();
+        let port = free_port().to_string();
+        for (flag, value) in [
+            ("--data-dir", data.as_str()),
+            ("--write-kubeconfig", kubeconfig.as_str()),
+            ("--https-listen-port", port.as_str()),
+        ] {
+            let env = format!("SKIFF_{}", flag[2..].replace('-', "_").to_uppercase());
+            if !args.contains(&flag) && !envs.iter().any(|(name, _)| *name == env) {
+                cmd.arg(flag).arg(value);
+            }
         }
         cmd.args(args);
         let (ok, stderr) = run_to_end(cmd);

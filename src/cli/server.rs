@@ -206,8 +206,7 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         pick_one(matches, &file, flag, given.clone(), default)
     };
 
-    let data_dir = std::path::absolute(pick("data-dir", &args.data_dir, "/var/lib/skiff").value)
-        .unwrap_or_else(|_| PathBuf::from("/var/lib/skiff"));
+    let data_dir = checks::path(&pick("data-dir", &args.data_dir, "/var/lib/skiff"))?;
     let bind_address = checks::ip(&pick("bind-address", &args.bind_address, "0.0.0.0"))?;
     let https_listen_port =
         checks::port(&pick("https-listen-port", &args.https_listen_port, "6443"))?;
@@ -219,14 +218,11 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     };
     let tls_san = tls_sans(args, matches, &file)?;
     let token = token(args, matches, &file)?;
-    let write_kubeconfig = PathBuf::from(
-        pick(
-            "write-kubeconfig",
-            &args.write_kubeconfig,
-            "/etc/skiff/skiff.yaml",
-        )
-        .value,
-    );
+    let write_kubeconfig = checks::path(&pick(
+        "write-kubeconfig",
+        &args.write_kubeconfig,
+        "/etc/skiff/skiff.yaml",
+    ))?;
     let write_kubeconfig_mode = checks::file_mode(&pick(
         "write-kubeconfig-mode",
         &args.write_kubeconfig_mode,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -27,6 +27,11 @@ use crate::auth::x509::CertAuthenticator;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an HTTP/1 client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often idle HTTP/2 connections (long watches) are pinged, so dead
+/// peers are noticed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -158,7 +163,15 @@ impl Connection {
             let peer = peer.clone();
             async move { Ok::<_, Infallible>(gate.handle(req.map(Body::new), &peer).await) }
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEPALIVE_INTERVAL);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
         tokio::pin!(conn);
         tokio::select! {
@@ -174,3 +187,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

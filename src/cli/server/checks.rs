@@ -4,6 +4,7 @@
 //! the typed value or an error that says what a valid value looks like.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
@@ -14,6 +15,14 @@ pub(super) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
         .trim()
         .parse()
         .map_err(|_| raw.invalid("not an IP address; use a form such as 10.0.0.5"))
+}
+
+/// A file system path, made absolute against the working directory.
+pub(super) fn path(raw: &Raw) -> Result<PathBuf, ConfigError> {
+    if raw.value.trim().is_empty() {
+        return Err(raw.invalid("give a path"));
+    }
+    std::path::absolute(&raw.value).map_err(|e| raw.invalid(format!("not a usable path: {e}")))
 }
 
 pub(super) fn port(raw: &Raw) -> Result<u16, ConfigError> {
