@@ -275,12 +275,21 @@ fn validate_job_spec(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
         .pointer("/spec/restartPolicy")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !template.is_null() && !matches!(policy, "OnFailure" | "Never") {
-        errs.push(not_supported(
-            &format!("{p}.template.spec.restartPolicy"),
+    let field = format!("{p}.template.spec.restartPolicy");
+    let has_failure_policy = spec.get("podFailurePolicy").is_some_and(|f| !f.is_null());
+    match policy {
+        _ if template.is_null() => {}
+        "" => errs.push(required_because(
+            &field,
+            "valid values: \"OnFailure\", \"Never\"",
+        )),
+        "OnFailure" if has_failure_policy => errs.push(invalid(
+            &field,
             policy,
-            &["OnFailure", "Never"],
-        ));
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        )),
+        "OnFailure" | "Never" => {}
+        other => errs.push(not_supported(&field, other, &["OnFailure", "Never"])),
     }
 }
 

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::validation::{
-    arr_at, invalid, invalid_each, obj_entry, qualified_name, str_at, validate_meta,
+    arr_at, dns1123_label, invalid, invalid_each, obj_entry, qualified_name, stricter_name,
+    validate_meta,
 };
 use super::{Cause, Strategy};
 
@@ -61,6 +62,7 @@ impl Strategy for NamespaceStrategy {
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = validate_meta(obj);
+        errs.extend(stricter_name(obj, dns1123_label));
         for (i, f) in arr_at(obj.get("spec").unwrap_or(&Value::Null), "finalizers")
             .iter()
             .enumerate()
@@ -81,12 +83,20 @@ impl Strategy for NamespaceStrategy {
         errs
     }
 
+    /// `name` is an upstream bug kept for compatibility.
     fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
         let phase = obj
-            .get("status")
-            .and_then(|s| str_at(s, "phase"))
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
             .unwrap_or("");
-        vec![("status.phase", phase.to_string())]
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        vec![
+            ("status.phase", phase.to_string()),
+            ("name", name.to_string()),
+        ]
     }
 }
 
@@ -107,7 +117,10 @@ mod tests {
         assert!(NamespaceStrategy.validate_create(&ns).is_empty());
         assert_eq!(
             NamespaceStrategy.field_attributes(&ns),
-            vec![("status.phase", "Active".to_string())]
+            vec![
+                ("status.phase", "Active".to_string()),
+                ("name", "team-a".to_string())
+            ]
         );
     }
 
@@ -117,6 +130,11 @@ mod tests {
         let mut new = json!({"metadata": {"name": "a"}, "spec": {"finalizers": []}});
         NamespaceStrategy.prepare_for_update(&mut new, &old);
         assert_eq!(new["spec"]["finalizers"], json!(["kubernetes"]));
+        let dotted = json!({"metadata": {"name": "a.b"}});
+        assert_eq!(
+            NamespaceStrategy.validate_create(&dotted)[0].field,
+            "metadata.name"
+        );
         let bad = json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}});
         assert_eq!(
             NamespaceStrategy.validate_create(&bad)[0].field,

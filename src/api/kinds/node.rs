@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::container::canonicalize_resource_list;
 use super::podspec::validate_taint_effect;
 use super::validation::{
     arr_at, cidr, forbidden, invalid, invalid_each, label_value, obj_entry, qualified_name,
@@ -38,6 +39,10 @@ impl Strategy for NodeStrategy {
                 }
             }
         }
+        if let Some(status) = obj.get_mut("status") {
+            canonicalize_resource_list(status, "capacity");
+            canonicalize_resource_list(status, "allocatable");
+        }
         let capacity = obj
             .pointer("/status/capacity")
             .filter(|c| c.is_object())
@@ -68,7 +73,13 @@ impl Strategy for NodeStrategy {
                 errs.push(super::validation::duplicate(&field, s));
             }
         }
-        if arr_at(spec, "podCIDRs").len() > 2 {
+        let families: Vec<bool> = arr_at(spec, "podCIDRs")
+            .iter()
+            .filter_map(|c| c.as_str()?.parse::<ipnet::IpNet>().ok())
+            .map(|n| matches!(n, ipnet::IpNet::V4(_)))
+            .collect();
+        let dual_stack_pair = families.len() == 2 && families[0] != families[1];
+        if families.len() > 2 || (families.len() == 2 && !dual_stack_pair) {
             errs.push(invalid(
                 "spec.podCIDRs",
                 spec["podCIDRs"].clone(),
@@ -155,6 +166,13 @@ mod tests {
         );
         let fresh = json!({"metadata": {"name": "n1"}, "spec": {}});
         assert!(NodeStrategy.validate_update(&n, &fresh).is_empty());
+        let same_family = json!({"metadata": {"name": "n1"}, "spec": {"podCIDRs": ["10.42.1.0/24", "10.42.2.0/24"]}});
+        assert_eq!(
+            NodeStrategy.validate_create(&same_family)[0].field,
+            "spec.podCIDRs"
+        );
+        let dual = json!({"metadata": {"name": "n1"}, "spec": {"podCIDRs": ["10.42.1.0/24", "fd00::/64"]}});
+        assert!(NodeStrategy.validate_create(&dual).is_empty());
         let bad = json!({"metadata": {"name": "n1"}, "spec": {"podCIDRs": ["10.42.1.0"]}});
         assert_eq!(
             NodeStrategy.validate_create(&bad)[0].message,

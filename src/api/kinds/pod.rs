@@ -44,6 +44,9 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            super::podspec::sync_service_account(spec);
+        }
         let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
         let mut status = json!({"phase": "Pending", "qosClass": qos});
         if !arr_at(obj.get("spec").unwrap_or(&Value::Null), "schedulingGates").is_empty() {
@@ -56,6 +59,12 @@ impl Strategy for PodStrategy {
         }
         if let Some(m) = obj.as_object_mut() {
             m.insert("status".into(), status);
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
+        if let Some(spec) = new.get_mut("spec") {
+            super::podspec::sync_service_account(spec);
         }
     }
 
@@ -157,10 +166,12 @@ pub fn qos_class(spec: &Value) -> &'static str {
         let mut found_limits = 0;
         for name in ["cpu", "memory"] {
             if let Some(n) = amount(obj_at(res, "requests"), name) {
-                *requests.entry(name).or_default() += n;
+                let r = requests.entry(name).or_default();
+                *r = r.saturating_add(n);
             }
             if let Some(n) = amount(obj_at(res, "limits"), name) {
-                *limits.entry(name).or_default() += n;
+                let l = limits.entry(name).or_default();
+                *l = l.saturating_add(n);
                 found_limits += 1;
             }
         }

@@ -4,16 +4,16 @@
 //! reporting causes under a caller-given path prefix such as `spec` or
 //! `spec.template.spec`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
 use super::Cause;
-use super::quantity::Quantity;
+use super::container::{canonicalize_resource_list, validate_container, validate_quantity};
 use super::validation::{
     arr_at, default_field, dns1123_label, dns1123_subdomain, duplicate, each_obj_mut, forbidden,
-    int_at, invalid, invalid_each, label_value, not_supported, obj_at, obj_entry, port_name,
-    port_number, qualified_name, required, required_because, str_at, type_invalid, validate_labels,
+    invalid, invalid_each, ip_address, label_value, not_supported, obj_entry, qualified_name,
+    required, required_because, str_at, type_invalid, validate_labels,
 };
 
 /// The container lists of a PodSpec, in upstream's order.
@@ -82,10 +82,27 @@ pub fn default_pod_spec(spec: &mut Value) {
     obj_entry(spec, "securityContext");
     default_field(spec, "terminationGracePeriodSeconds", 30);
     default_field(spec, "schedulerName", "default-scheduler");
+    sync_service_account(spec);
     for list in CONTAINER_LISTS {
         each_obj_mut(spec, list, default_container);
     }
     each_obj_mut(spec, "volumes", default_volume);
+}
+
+/// Keeps the deprecated `serviceAccount` in step with `serviceAccountName`,
+/// as upstream's v1 conversion does on every write (the old field fills the
+/// new one when only it is set; otherwise the new one wins).
+pub fn sync_service_account(spec: &mut Value) {
+    let name = str_at(spec, "serviceAccountName").unwrap_or("").to_string();
+    let old = str_at(spec, "serviceAccount").unwrap_or("").to_string();
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    if name.is_empty() && !old.is_empty() {
+        m.insert("serviceAccountName".into(), old.into());
+    } else if !name.is_empty() {
+        m.insert("serviceAccount".into(), name.into());
+    }
 }
 
 fn default_container(c: &mut Value) {
@@ -95,6 +112,10 @@ fn default_container(c: &mut Value) {
     }
     default_field(c, "terminationMessagePath", "/dev/termination-log");
     default_field(c, "terminationMessagePolicy", "File");
+    if let Some(res) = c.get_mut("resources") {
+        canonicalize_resource_list(res, "limits");
+        canonicalize_resource_list(res, "requests");
+    }
     each_obj_mut(c, "ports", |p| default_field(p, "protocol", "TCP"));
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) {
@@ -179,18 +200,6 @@ fn default_volume(v: &mut Value) {
 
 // ---- validation ------------------------------------------------------------------
 
-/// Checks an optional integer field is ≥ 0.
-fn nonnegative(obj: &Value, key: &str, field: &str, errs: &mut Vec<Cause>) {
-    match obj.get(key) {
-        None | Some(Value::Null) => {}
-        Some(v) => match v.as_i64() {
-            Some(n) if n < 0 => errs.push(invalid(field, n, "must be greater than or equal to 0")),
-            Some(_) => {}
-            None => errs.push(type_invalid(field, v, "must be an integer")),
-        },
-    }
-}
-
 /// Validates a PodSpec at path `p` (e.g. `spec`).
 pub fn validate_pod_spec(spec: &Value, p: &str) -> Vec<Cause> {
     let mut errs = Vec::new();
@@ -264,7 +273,82 @@ pub fn validate_pod_spec(spec: &Value, p: &str) -> Vec<Cause> {
         &format!("{p}.tolerations"),
         &mut errs,
     );
+    super::affinity::validate_placement(spec, p, &mut errs);
+    validate_dns_and_hosts(spec, p, &mut errs);
     errs
+}
+
+/// `dnsConfig` (required with `dnsPolicy: None`), `hostAliases` and the
+/// pod security context's ids.
+fn validate_dns_and_hosts(spec: &Value, p: &str, errs: &mut Vec<Cause>) {
+    let dns = spec.get("dnsConfig").filter(|d| !d.is_null());
+    if str_at(spec, "dnsPolicy") == Some("None") {
+        let nameservers = dns.map(|d| arr_at(d, "nameservers")).unwrap_or(&[]);
+        if nameservers.is_empty() {
+            errs.push(required_because(
+                &format!("{p}.dnsConfig.nameservers"),
+                "must provide at least one DNS nameserver when DNS policy is None",
+            ));
+        }
+    }
+    if let Some(dns) = dns {
+        let nameservers = arr_at(dns, "nameservers");
+        if nameservers.len() > 3 {
+            errs.push(invalid(
+                &format!("{p}.dnsConfig.nameservers"),
+                Value::from(nameservers.to_vec()),
+                "must not have more than 3 nameservers",
+            ));
+        }
+        for (i, ns) in nameservers.iter().enumerate() {
+            let s = ns.as_str().unwrap_or("");
+            errs.extend(invalid_each(
+                &format!("{p}.dnsConfig.nameservers[{i}]"),
+                s,
+                ip_address(s),
+            ));
+        }
+        for (i, search) in arr_at(dns, "searches").iter().enumerate() {
+            let s = search.as_str().unwrap_or("");
+            let name = s.strip_suffix('.').unwrap_or(s);
+            errs.extend(invalid_each(
+                &format!("{p}.dnsConfig.searches[{i}]"),
+                s,
+                dns1123_subdomain(name),
+            ));
+        }
+    }
+    for (i, alias) in arr_at(spec, "hostAliases").iter().enumerate() {
+        let ip = str_at(alias, "ip").unwrap_or("");
+        errs.extend(invalid_each(
+            &format!("{p}.hostAliases[{i}].ip"),
+            ip,
+            ip_address(ip),
+        ));
+        for (j, h) in arr_at(alias, "hostnames").iter().enumerate() {
+            let s = h.as_str().unwrap_or("");
+            errs.extend(invalid_each(
+                &format!("{p}.hostAliases[{i}].hostnames[{j}]"),
+                s,
+                dns1123_subdomain(s),
+            ));
+        }
+    }
+    let sc = spec.get("securityContext").unwrap_or(&Value::Null);
+    for key in ["runAsUser", "runAsGroup", "fsGroup"] {
+        if let Some(id) = sc.get(key).filter(|v| !v.is_null()) {
+            if !id
+                .as_i64()
+                .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
+            {
+                errs.push(invalid(
+                    &format!("{p}.securityContext.{key}"),
+                    id.clone(),
+                    "must be between 0 and 2147483647, inclusive",
+                ));
+            }
+        }
+    }
 }
 
 /// Validates the volumes and returns their names.
@@ -336,382 +420,6 @@ fn validate_volume_source(v: &Value, source: &str, sp: &str, errs: &mut Vec<Caus
                 &format!("{sp}.defaultMode"),
                 mode.clone(),
                 "must be a number between 0 and 0777 (octal), both inclusive",
-            ));
-        }
-    }
-}
-
-/// Validates a quantity-valued JSON field and returns its value.
-pub fn validate_quantity(q: &Value, field: &str, errs: &mut Vec<Cause>) -> Option<Quantity> {
-    let parsed = match q {
-        Value::String(s) => {
-            Quantity::parse(s).map_err(|e| invalid(field, s.as_str(), &e.to_string()))
-        }
-        Value::Number(n) => {
-            Quantity::parse(&n.to_string()).map_err(|e| invalid(field, q.clone(), &e.to_string()))
-        }
-        other => Err(type_invalid(field, other, "must be a quantity")),
-    };
-    match parsed {
-        Ok(v) if v.is_negative() => {
-            errs.push(invalid(
-                field,
-                q.clone(),
-                "must be greater than or equal to 0",
-            ));
-            None
-        }
-        Ok(v) => Some(v),
-        Err(e) => {
-            errs.push(e);
-            None
-        }
-    }
-}
-
-fn is_standard_container_resource(name: &str) -> bool {
-    matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
-}
-
-/// Validates `resources` of a container: names, quantities, requests ≤ limits.
-pub fn validate_resources(res: &Value, rp: &str, errs: &mut Vec<Cause>) {
-    let mut parsed: [BTreeMap<String, (Quantity, String)>; 2] = Default::default();
-    for (slot, key) in ["limits", "requests"].iter().enumerate() {
-        let Some(map) = obj_at(res, key) else {
-            continue;
-        };
-        for (name, q) in map {
-            let field = format!("{rp}.{key}[{name}]");
-            errs.extend(invalid_each(&field, name, qualified_name(name)));
-            if !name.contains('/') && !is_standard_container_resource(name) {
-                errs.push(invalid(
-                    &field,
-                    name.as_str(),
-                    "must be a standard resource for containers",
-                ));
-            }
-            if let Some(v) = validate_quantity(q, &field, errs) {
-                let shown = q.as_str().map_or_else(|| q.to_string(), str::to_string);
-                parsed[slot].insert(name.clone(), (v, shown));
-            }
-        }
-    }
-    let [limits, requests] = &parsed;
-    for (name, (req, req_str)) in requests {
-        if let Some((lim, lim_str)) = limits.get(name) {
-            if req > lim {
-                errs.push(invalid(
-                    &format!("{rp}.requests[{name}]"),
-                    req_str.as_str(),
-                    &format!("must be less than or equal to {name} limit of {lim_str}"),
-                ));
-            }
-        }
-    }
-}
-
-fn validate_container(
-    c: &Value,
-    cp: &str,
-    list: &str,
-    volumes: &HashSet<String>,
-    host_network: bool,
-    names: &mut HashSet<String>,
-    errs: &mut Vec<Cause>,
-) {
-    if !c.is_object() {
-        errs.push(type_invalid(cp, c, "must be an object"));
-        return;
-    }
-    match str_at(c, "name").unwrap_or("") {
-        "" => errs.push(required(&format!("{cp}.name"))),
-        name => {
-            errs.extend(invalid_each(
-                &format!("{cp}.name"),
-                name,
-                dns1123_label(name),
-            ));
-            if !names.insert(name.to_string()) {
-                errs.push(duplicate(&format!("{cp}.name"), name));
-            }
-        }
-    }
-    match str_at(c, "image").unwrap_or("") {
-        "" => errs.push(required(&format!("{cp}.image"))),
-        image if image.trim() != image => errs.push(invalid(
-            &format!("{cp}.image"),
-            image,
-            "must not have leading or trailing whitespace",
-        )),
-        _ => {}
-    }
-    match str_at(c, "imagePullPolicy") {
-        None | Some("") => errs.push(required(&format!("{cp}.imagePullPolicy"))),
-        Some("Always" | "IfNotPresent" | "Never") => {}
-        Some(other) => errs.push(not_supported(
-            &format!("{cp}.imagePullPolicy"),
-            other,
-            &["Always", "IfNotPresent", "Never"],
-        )),
-    }
-    match str_at(c, "terminationMessagePolicy") {
-        None | Some("") => errs.push(required(&format!("{cp}.terminationMessagePolicy"))),
-        Some("File" | "FallbackToLogsOnError") => {}
-        Some(other) => errs.push(not_supported(
-            &format!("{cp}.terminationMessagePolicy"),
-            other,
-            &["File", "FallbackToLogsOnError"],
-        )),
-    }
-    match (list, str_at(c, "restartPolicy")) {
-        (_, None) => {}
-        ("initContainers", Some("Always")) => {}
-        ("initContainers", Some(other)) => errs.push(not_supported(
-            &format!("{cp}.restartPolicy"),
-            other,
-            &["Always"],
-        )),
-        (_, Some(_)) => errs.push(forbidden(
-            &format!("{cp}.restartPolicy"),
-            "may not be set for non-init containers",
-        )),
-    }
-    validate_ports(c, cp, host_network, errs);
-    validate_env(c, cp, errs);
-    let mut mount_paths = HashSet::new();
-    for (i, m) in arr_at(c, "volumeMounts").iter().enumerate() {
-        let mp = format!("{cp}.volumeMounts[{i}]");
-        match str_at(m, "name").unwrap_or("") {
-            "" => errs.push(required(&format!("{mp}.name"))),
-            n if !volumes.contains(n) => errs.push(Cause {
-                reason: "FieldValueNotFound",
-                message: format!("Not found: {}", Value::from(n)),
-                field: format!("{mp}.name"),
-            }),
-            _ => {}
-        }
-        match str_at(m, "mountPath").unwrap_or("") {
-            "" => errs.push(required(&format!("{mp}.mountPath"))),
-            path if !mount_paths.insert(path.to_string()) => {
-                errs.push(invalid(&format!("{mp}.mountPath"), path, "must be unique"))
-            }
-            _ => {}
-        }
-    }
-    if let Some(res) = c.get("resources").filter(|r| !r.is_null()) {
-        validate_resources(res, &format!("{cp}.resources"), errs);
-    }
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        if let Some(pr) = c.get(probe).filter(|p| !p.is_null()) {
-            validate_probe(
-                pr,
-                &format!("{cp}.{probe}"),
-                probe != "readinessProbe",
-                errs,
-            );
-        }
-    }
-    if let Some(lc) = c.get("lifecycle") {
-        for hook in ["postStart", "preStop"] {
-            if let Some(h) = lc.get(hook).filter(|h| !h.is_null()) {
-                validate_handler(
-                    h,
-                    &format!("{cp}.lifecycle.{hook}"),
-                    &["exec", "httpGet", "tcpSocket", "sleep"],
-                    errs,
-                );
-            }
-        }
-    }
-}
-
-fn validate_ports(c: &Value, cp: &str, host_network: bool, errs: &mut Vec<Cause>) {
-    let mut port_names = HashSet::new();
-    for (i, port) in arr_at(c, "ports").iter().enumerate() {
-        let pp = format!("{cp}.ports[{i}]");
-        if let Some(name) = str_at(port, "name").filter(|n| !n.is_empty()) {
-            errs.extend(invalid_each(&format!("{pp}.name"), name, port_name(name)));
-            if !port_names.insert(name.to_string()) {
-                errs.push(duplicate(&format!("{pp}.name"), name));
-            }
-        }
-        let container_port = int_at(port, "containerPort");
-        match port.get("containerPort") {
-            None | Some(Value::Null) => errs.push(required(&format!("{pp}.containerPort"))),
-            Some(v) => match v.as_i64() {
-                Some(0) => errs.push(required(&format!("{pp}.containerPort"))),
-                Some(n) => errs.extend(invalid_each_int(
-                    &format!("{pp}.containerPort"),
-                    n,
-                    port_number(n),
-                )),
-                None => errs.push(type_invalid(
-                    &format!("{pp}.containerPort"),
-                    v,
-                    "must be an integer",
-                )),
-            },
-        }
-        if let Some(host) = int_at(port, "hostPort").filter(|h| *h != 0) {
-            errs.extend(invalid_each_int(
-                &format!("{pp}.hostPort"),
-                host,
-                port_number(host),
-            ));
-            if host_network && Some(host) != container_port {
-                errs.push(invalid(
-                    &format!("{pp}.hostPort"),
-                    host,
-                    "must match `containerPort` when `hostNetwork` is true",
-                ));
-            }
-        }
-        validate_protocol(port, &format!("{pp}.protocol"), errs);
-    }
-}
-
-/// Checks a port's `protocol` is one of SCTP, TCP, UDP.
-pub fn validate_protocol(port: &Value, field: &str, errs: &mut Vec<Cause>) {
-    match str_at(port, "protocol") {
-        None | Some("") => errs.push(required(field)),
-        Some("TCP" | "UDP" | "SCTP") => {}
-        Some(other) => errs.push(not_supported(field, other, &["SCTP", "TCP", "UDP"])),
-    }
-}
-
-/// One `Invalid value` cause per message, for an integer value.
-pub fn invalid_each_int(field: &str, value: i64, messages: Vec<String>) -> Vec<Cause> {
-    messages
-        .into_iter()
-        .map(|m| invalid(field, value, &m))
-        .collect()
-}
-
-fn validate_env(c: &Value, cp: &str, errs: &mut Vec<Cause>) {
-    for (i, e) in arr_at(c, "env").iter().enumerate() {
-        let ep = format!("{cp}.env[{i}]");
-        match str_at(e, "name").unwrap_or("") {
-            "" => errs.push(required(&format!("{ep}.name"))),
-            name => errs.extend(invalid_each(
-                &format!("{ep}.name"),
-                name,
-                super::validation::env_var_name(name),
-            )),
-        }
-        if let Some(from) = e.get("valueFrom").filter(|v| !v.is_null()) {
-            let fp = format!("{ep}.valueFrom");
-            let sources = [
-                "fieldRef",
-                "resourceFieldRef",
-                "configMapKeyRef",
-                "secretKeyRef",
-            ]
-            .iter()
-            .filter(|k| from.get(**k).is_some_and(|x| !x.is_null()))
-            .count();
-            if str_at(e, "value").is_some_and(|v| !v.is_empty()) {
-                errs.push(invalid(
-                    &fp,
-                    "",
-                    "may not be specified when `value` is not empty",
-                ));
-            } else if sources == 0 {
-                errs.push(invalid(
-                    &fp,
-                    "",
-                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-                ));
-            } else if sources > 1 {
-                errs.push(invalid(
-                    &fp,
-                    "",
-                    "may not have more than one field specified at a time",
-                ));
-            }
-            for key_ref in ["configMapKeyRef", "secretKeyRef"] {
-                if let Some(r) = from.get(key_ref).filter(|r| !r.is_null()) {
-                    match str_at(r, "key").unwrap_or("") {
-                        "" => errs.push(required(&format!("{fp}.{key_ref}.key"))),
-                        k => errs.extend(invalid_each(
-                            &format!("{fp}.{key_ref}.key"),
-                            k,
-                            super::validation::config_key(k),
-                        )),
-                    }
-                }
-            }
-            if let Some(r) = from.get("fieldRef").filter(|r| !r.is_null()) {
-                if str_at(r, "fieldPath").is_none_or(str::is_empty) {
-                    errs.push(required(&format!("{fp}.fieldRef.fieldPath")));
-                }
-            }
-        }
-    }
-    for (i, e) in arr_at(c, "envFrom").iter().enumerate() {
-        if let Some(prefix) = str_at(e, "prefix").filter(|p| !p.is_empty()) {
-            errs.extend(invalid_each(
-                &format!("{cp}.envFrom[{i}].prefix"),
-                prefix,
-                super::validation::env_var_name(prefix),
-            ));
-        }
-    }
-}
-
-fn validate_probe(pr: &Value, pp: &str, must_succeed_once: bool, errs: &mut Vec<Cause>) {
-    for key in [
-        "initialDelaySeconds",
-        "timeoutSeconds",
-        "periodSeconds",
-        "successThreshold",
-        "failureThreshold",
-    ] {
-        nonnegative(pr, key, &format!("{pp}.{key}"), errs);
-    }
-    if must_succeed_once {
-        if let Some(n) = int_at(pr, "successThreshold").filter(|n| *n != 1) {
-            errs.push(invalid(&format!("{pp}.successThreshold"), n, "must be 1"));
-        }
-    }
-    validate_handler(pr, pp, &["exec", "httpGet", "tcpSocket", "grpc"], errs);
-}
-
-fn validate_handler(h: &Value, hp: &str, kinds: &[&str], errs: &mut Vec<Cause>) {
-    let present: Vec<&str> = kinds
-        .iter()
-        .copied()
-        .filter(|k| h.get(*k).is_some_and(|x| !x.is_null()))
-        .collect();
-    match present.as_slice() {
-        [] => errs.push(required_because(hp, "must specify a handler type")),
-        [_, rest @ ..] => {
-            for extra in rest {
-                errs.push(forbidden(
-                    &format!("{hp}.{extra}"),
-                    "may not specify more than 1 handler type",
-                ));
-            }
-        }
-    }
-    for key in ["httpGet", "tcpSocket"] {
-        if let Some(a) = h.get(key).filter(|a| !a.is_null()) {
-            let field = format!("{hp}.{key}.port");
-            match a.get("port") {
-                Some(Value::Number(n)) => {
-                    let n = n.as_i64().unwrap_or(0);
-                    errs.extend(invalid_each_int(&field, n, port_number(n)));
-                }
-                Some(Value::String(s)) => errs.extend(invalid_each(&field, s, port_name(s))),
-                _ => errs.push(required(&field)),
-            }
-        }
-    }
-    if let Some(scheme) = h.pointer("/httpGet/scheme").and_then(Value::as_str) {
-        if !matches!(scheme, "HTTP" | "HTTPS") {
-            errs.push(not_supported(
-                &format!("{hp}.httpGet.scheme"),
-                scheme,
-                &["HTTP", "HTTPS"],
             ));
         }
     }
@@ -840,37 +548,14 @@ mod tests {
         assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
         assert_eq!(spec["volumes"][1]["secret"]["defaultMode"], 420);
         assert_eq!(spec["securityContext"], json!({}));
+        let mut sa = json!({"serviceAccount": "builder", "containers": []});
+        default_pod_spec(&mut sa);
+        assert_eq!(sa["serviceAccountName"], "builder");
         assert!(validate_pod_spec(&spec, "spec").is_empty());
-    }
-
-    fn spec_with(container: Value) -> Value {
-        let mut spec = json!({"containers": [container]});
-        default_pod_spec(&mut spec);
-        spec
     }
 
     fn fields(errs: &[Cause]) -> Vec<&str> {
         errs.iter().map(|e| e.field.as_str()).collect()
-    }
-
-    #[test]
-    fn container_rules() {
-        let spec = spec_with(json!({"name": "Web", "image": "",
-            "ports": [{"containerPort": 70000, "protocol": "HTTP"}]}));
-        let errs = validate_pod_spec(&spec, "spec");
-        assert_eq!(
-            fields(&errs),
-            vec![
-                "spec.containers[0].name",
-                "spec.containers[0].image",
-                "spec.containers[0].ports[0].containerPort",
-                "spec.containers[0].ports[0].protocol"
-            ]
-        );
-        assert_eq!(
-            errs[3].message,
-            "Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
-        );
     }
 
     #[test]
@@ -903,25 +588,6 @@ mod tests {
     }
 
     #[test]
-    fn resources_parse_and_requests_fit_limits() {
-        let spec = spec_with(json!({"name": "a", "image": "x", "resources": {
-            "limits": {"cpu": "500m", "memory": "1.2.3"},
-            "requests": {"cpu": "1", "gpu": "1"}}}));
-        let errs = validate_pod_spec(&spec, "spec");
-        let f = fields(&errs);
-        assert!(f.contains(&"spec.containers[0].resources.limits[memory]"));
-        assert!(f.contains(&"spec.containers[0].resources.requests[gpu]"));
-        let cpu = errs
-            .iter()
-            .find(|e| e.field == "spec.containers[0].resources.requests[cpu]")
-            .expect("cpu");
-        assert_eq!(
-            cpu.message,
-            "Invalid value: \"1\": must be less than or equal to cpu limit of 500m"
-        );
-    }
-
-    #[test]
     fn pod_level_enums_and_env() {
         let mut spec = json!({"containers": [{"name": "a", "image": "x",
             "env": [{"name": "A=B"}, {"name": ""}],
@@ -936,6 +602,23 @@ mod tests {
         assert!(f.contains(&"spec.containers[0].livenessProbe.successThreshold"));
         assert!(f.contains(&"spec.restartPolicy"));
         assert!(f.contains(&"spec.tolerations[0].operator"));
+    }
+
+    #[test]
+    fn dns_host_aliases_and_security_context() {
+        let mut spec = json!({"containers": [{"name": "a", "image": "x"}], "dnsPolicy": "None",
+            "hostAliases": [{"ip": "not-an-ip", "hostnames": ["ok.example"]}],
+            "securityContext": {"runAsUser": -1}});
+        default_pod_spec(&mut spec);
+        let errs = validate_pod_spec(&spec, "spec");
+        assert_eq!(
+            fields(&errs),
+            vec![
+                "spec.dnsConfig.nameservers",
+                "spec.hostAliases[0].ip",
+                "spec.securityContext.runAsUser"
+            ]
+        );
     }
 
     #[test]

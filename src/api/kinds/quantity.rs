@@ -11,10 +11,43 @@ pub const FORMAT_MSG: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 /// A parsed quantity: its value times 10^9, saturated at the i128 range
-/// (far beyond any real resource amount).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// (far beyond any real resource amount), and the notation it was written
+/// in, which its canonical form keeps.
+#[derive(Debug, Clone, Copy)]
 pub struct Quantity {
     nanos: i128,
+    format: Format,
+}
+
+/// The notation of a quantity, as upstream's `resource.Format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `k`, `M`, `m`, ... or no suffix.
+    DecimalSi,
+    /// `Ki`, `Mi`, ...
+    BinarySi,
+    /// `e3`, `E-2`, ...
+    DecimalExponent,
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.nanos == other.nanos
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.nanos.cmp(&other.nanos)
+    }
 }
 
 /// Why a string is not a quantity.
@@ -35,7 +68,10 @@ const NANO: i128 = 1_000_000_000;
 
 impl Quantity {
     /// The zero quantity.
-    pub const ZERO: Quantity = Quantity { nanos: 0 };
+    pub const ZERO: Quantity = Quantity {
+        nanos: 0,
+        format: Format::DecimalSi,
+    };
 
     /// Parses a quantity string as upstream's `resource.ParseQuantity`.
     pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
@@ -60,6 +96,13 @@ impl Quantity {
             None => (number, ""),
         };
         let (base, exp10) = parse_suffix(suffix)?;
+        let format = if base != 1 {
+            Format::BinarySi
+        } else if suffix.starts_with(['e', 'E']) {
+            Format::DecimalExponent
+        } else {
+            Format::DecimalSi
+        };
         // digits as one integer, with the decimal point moved into exp10
         let mut mantissa: i128 = 0;
         let mut overflow_digits: i32 = 0;
@@ -79,7 +122,72 @@ impl Quantity {
         }
         Ok(Quantity {
             nanos: if negative { -nanos } else { nanos },
+            format,
         })
+    }
+
+    /// Rounds up to a multiple of 1/1000, as upstream's defaulting of
+    /// resource lists does (`0.5m` becomes `1m`).
+    pub fn round_up_to_milli(self) -> Quantity {
+        let rem = self.nanos.rem_euclid(1_000_000);
+        let nanos = if rem == 0 {
+            self.nanos
+        } else {
+            self.nanos.saturating_add(1_000_000 - rem)
+        };
+        Quantity { nanos, ..self }
+    }
+
+    /// Upstream's canonical string: the largest SI (or binary, for binary
+    /// quantities that are whole and at least 1024) suffix that keeps the
+    /// number whole, e.g. `1000m` → `1`, `0.5` → `500m`, `1024Mi` → `1Gi`.
+    pub fn canonical(&self) -> String {
+        let negative = self.nanos < 0;
+        let abs = self.nanos.unsigned_abs();
+        let sign = if negative { "-" } else { "" };
+        let whole = abs % (NANO as u128) == 0;
+        if self.format == Format::BinarySi && whole && abs >= 1024 * NANO as u128 {
+            let mut value = abs / NANO as u128;
+            let mut power = 0;
+            while power < 6 && value % 1024 == 0 {
+                value /= 1024;
+                power += 1;
+            }
+            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
+            return format!("{sign}{value}{suffix}");
+        }
+        // mantissa × 10^exp with exp a multiple of 3, as large as possible
+        let mut mantissa = abs;
+        let mut exp: i32 = -9;
+        while mantissa != 0
+            && mantissa % 1000 == 0
+            && (exp < 18 || self.format == Format::DecimalExponent)
+        {
+            mantissa /= 1000;
+            exp += 3;
+        }
+        if mantissa == 0 {
+            return "0".into();
+        }
+        match self.format {
+            Format::DecimalExponent if exp == 0 => format!("{sign}{mantissa}"),
+            Format::DecimalExponent => format!("{sign}{mantissa}e{exp}"),
+            _ => {
+                let suffix = match exp {
+                    -9 => "n",
+                    -6 => "u",
+                    -3 => "m",
+                    0 => "",
+                    3 => "k",
+                    6 => "M",
+                    9 => "G",
+                    12 => "T",
+                    15 => "P",
+                    _ => "E",
+                };
+                format!("{sign}{mantissa}{suffix}")
+            }
+        }
     }
 
     /// The value in nano-units.
@@ -237,6 +345,32 @@ mod tests {
         assert!(q("1") == 1);
         assert!(q("500m") < q("1"));
         assert_eq!(q("1000m"), q("1"));
+    }
+
+    #[test]
+    fn canonical_forms_match_upstream() {
+        for (input, canonical) in [
+            ("1000m", "1"),
+            ("0.5", "500m"),
+            ("1.5", "1500m"),
+            ("1024Mi", "1Gi"),
+            ("1536Mi", "1536Mi"),
+            ("512Ki", "512Ki"),
+            ("1000Ki", "1000Ki"),
+            ("0.5Gi", "512Mi"),
+            ("1e3", "1e3"),
+            ("1500e-3", "1500e-3"),
+            ("2000", "2k"),
+            ("128974848", "128974848"),
+            ("129e6", "129e6"),
+            ("0", "0"),
+            ("100m", "100m"),
+            ("-2k", "-2k"),
+        ] {
+            assert_eq!(q(input).canonical(), canonical, "{input}");
+        }
+        assert_eq!(q("0.5m").round_up_to_milli().canonical(), "1m");
+        assert_eq!(q("1.0001").round_up_to_milli().canonical(), "1001m");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::podspec::validate_quantity;
+use super::container::{canonicalize_resource_list, validate_quantity};
 use super::quantity::Quantity;
 use super::validation::{
     arr_at, duplicate, invalid, invalid_each, obj_at, qualified_name, str_at, validate_meta,
@@ -155,6 +155,12 @@ const SCOPES: [&str; 6] = [
 ];
 
 impl Strategy for ResourceQuotaStrategy {
+    fn default(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            canonicalize_resource_list(spec, "hard");
+        }
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         if let Some(m) = obj.as_object_mut() {
             m.insert("status".into(), json!({}));

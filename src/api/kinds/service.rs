@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::podspec::{invalid_each_int, validate_protocol};
+use super::container::{invalid_each_int, validate_protocol};
 use super::validation::{
     arr_at, cidr, default_field, dns1123_label, dns1123_subdomain, duplicate, forbidden, int_at,
     invalid, invalid_each, invalid_shown, ip_address, not_supported, obj_entry, parse_ip,
@@ -70,10 +70,13 @@ fn default_ip_families(spec: &mut Value) {
         .and_then(Value::as_object)
         .is_some_and(|m| !m.is_empty());
     let (policy, families) = if ip == "None" {
+        // upstream gives a selectorless headless Service PreferDualStack
+        // (its endpoints may be of either family); on this single-stack
+        // IPv4 cluster the families stay [IPv4]
         let policy = if has_selector {
             "SingleStack"
         } else {
-            "RequireDualStack"
+            "PreferDualStack"
         };
         (policy, vec!["IPv4"])
     } else {
@@ -164,6 +167,7 @@ impl Strategy for ServiceStrategy {
         let Some(spec) = new.get_mut("spec").filter(|s| s.is_object()) else {
             return;
         };
+        drop_type_dependent_fields(spec, old_spec);
         let needs_ip = |s: &Value| svc_type(s) != "ExternalName";
         if needs_ip(spec) && needs_ip(old_spec) {
             // a PUT without the allocated IPs keeps them, as upstream's REST does
@@ -205,6 +209,10 @@ impl Strategy for ServiceStrategy {
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = validate_meta(obj);
+        errs.extend(super::validation::stricter_name(
+            obj,
+            super::validation::dns1035_label,
+        ));
         errs.extend(validate_spec(obj.get("spec").unwrap_or(&Value::Null)));
         errs
     }
@@ -242,7 +250,10 @@ impl Strategy for ServiceStrategy {
                 }
             }
         } else if new_ips.is_empty() {
-            errs.push(required_because_primary());
+            errs.push(super::validation::required_because(
+                "spec.clusterIPs[0]",
+                "primary clusterIP can not be unset",
+            ));
         } else if new_ips.first() != old_ips.first() && !old_ips.is_empty() {
             errs.push(invalid_shown(
                 "spec.clusterIPs[0]",
@@ -265,8 +276,55 @@ impl Strategy for ServiceStrategy {
     }
 }
 
-fn required_because_primary() -> Cause {
-    super::validation::required_because("spec.clusterIPs[0]", "primary clusterIP can not be unset")
+/// Upstream's `dropTypeDependentFields`: when the type changes, values the
+/// old type needed and the client left untouched are cleared, so that e.g.
+/// NodePort → ClusterIP or ClusterIP → ExternalName validates.
+fn drop_type_dependent_fields(spec: &mut Value, old: &Value) {
+    let (new_type, old_type) = (svc_type(spec).to_string(), svc_type(old));
+    if new_type == old_type {
+        return;
+    }
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    let unchanged = |m: &serde_json::Map<String, Value>, k: &str| m.get(k) == old.get(k);
+    if new_type == "ExternalName" && unchanged(m, "clusterIP") {
+        for key in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            m.remove(key);
+        }
+    }
+    if !matches!(new_type.as_str(), "NodePort" | "LoadBalancer") {
+        let old_ports = arr_at(old, "ports");
+        if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                let node_port = p.get("nodePort").cloned();
+                let was_old = node_port
+                    .as_ref()
+                    .is_some_and(|np| old_ports.iter().any(|o| o.get("nodePort") == Some(np)));
+                if let (true, Some(pm)) = (was_old, p.as_object_mut()) {
+                    pm.remove("nodePort");
+                }
+            }
+        }
+        if unchanged(m, "externalTrafficPolicy")
+            && m.get("externalIPs")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+        {
+            m.remove("externalTrafficPolicy");
+        }
+    }
+    if new_type != "LoadBalancer" {
+        for key in [
+            "healthCheckNodePort",
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+        ] {
+            if unchanged(m, key) {
+                m.remove(key);
+            }
+        }
+    }
 }
 
 /// Upstream's `ValidateService` on the spec.
@@ -422,6 +480,13 @@ fn validate_ports(ports: &[Value], ty: &str, errs: &mut Vec<Cause>) {
             port_number(port),
         ));
         validate_protocol(p, &format!("{pp}.protocol"), errs);
+        if let Some(ap) = str_at(p, "appProtocol") {
+            errs.extend(invalid_each(
+                &format!("{pp}.appProtocol"),
+                ap,
+                super::validation::qualified_name(ap),
+            ));
+        }
         match p.get("targetPort") {
             Some(Value::Number(n)) => {
                 let n = n.as_i64().unwrap_or(0);
@@ -587,7 +652,7 @@ mod tests {
     fn headless_external_name_and_bad_ips() {
         let s = create(json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}));
         assert!(ServiceStrategy.validate_create(&s).is_empty());
-        assert_eq!(s["spec"]["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(s["spec"]["ipFamilyPolicy"], "PreferDualStack");
         let e = create(json!({"metadata": {"name": "e"}, "spec": {"type": "ExternalName"}}));
         let errs = ServiceStrategy.validate_create(&e);
         assert_eq!(errs[0].field, "spec.externalName");
@@ -597,6 +662,11 @@ mod tests {
         assert_eq!(
             errs[0].message,
             "Invalid value: \"10.0.0.300\": must be empty, 'None', or a valid IP address"
+        );
+        let numeric = create(json!({"metadata": {"name": "1web"}, "spec": {"clusterIP": "None"}}));
+        assert_eq!(
+            ServiceStrategy.validate_create(&numeric)[0].field,
+            "metadata.name"
         );
         let mut t = svc();
         t["spec"]["type"] = json!("Foo");
@@ -624,6 +694,33 @@ mod tests {
         assert_eq!(
             errs[0].message,
             "Invalid value: []string{\"10.43.0.11\"}: may not change once set"
+        );
+    }
+
+    #[test]
+    fn changing_type_drops_what_the_old_type_needed() {
+        let mut np = svc();
+        np["spec"]["type"] = json!("NodePort");
+        np["spec"]["clusterIP"] = json!("10.43.0.7");
+        np["spec"]["ports"][0]["nodePort"] = json!(30080);
+        let old = create(np);
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ClusterIP");
+        ServiceStrategy.default(&mut new);
+        ServiceStrategy.prepare_for_update(&mut new, &old);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(new["spec"].get("externalTrafficPolicy").is_none());
+        assert!(ServiceStrategy.validate_update(&new, &old).is_empty());
+        let mut ext = old.clone();
+        ext["spec"]["type"] = json!("ExternalName");
+        ext["spec"]["externalName"] = json!("db.example.com");
+        ServiceStrategy.default(&mut ext);
+        ServiceStrategy.prepare_for_update(&mut ext, &old);
+        assert!(ext["spec"].get("clusterIP").is_none());
+        assert!(
+            ServiceStrategy.validate_update(&ext, &old).is_empty(),
+            "{:?}",
+            ServiceStrategy.validate_update(&ext, &old)
         );
     }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::podspec::validate_quantity;
+use super::container::{canonicalize_resource_list, validate_quantity};
 use super::validation::{
     arr_at, default_field, dns1123_subdomain, forbidden, immutable, invalid, invalid_each,
     not_supported, obj_at, obj_entry, qualified_name, required, required_because, str_at, too_long,
@@ -77,11 +77,25 @@ fn validate_volume_mode(spec: &Value, field: &str, errs: &mut Vec<Cause>) {
 /// PersistentVolumes (core/v1).
 pub struct PersistentVolumeStrategy;
 
+/// The `name` field selector PVs and PVCs keep for compatibility.
+fn name_attribute(obj: &Value) -> Vec<(&'static str, String)> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    vec![("name", name.to_string())]
+}
+
 impl Strategy for PersistentVolumeStrategy {
+    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        name_attribute(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "persistentVolumeReclaimPolicy", "Retain");
             default_field(spec, "volumeMode", "Filesystem");
+            canonicalize_resource_list(spec, "capacity");
         }
     }
 
@@ -237,7 +251,15 @@ impl Strategy for PersistentVolumeClaimStrategy {
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj_entry(obj, "spec") {
             default_field(spec, "volumeMode", "Filesystem");
+            if let Some(res) = spec.get_mut("resources") {
+                canonicalize_resource_list(res, "requests");
+                canonicalize_resource_list(res, "limits");
+            }
         }
+    }
+
+    fn field_attributes(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        name_attribute(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {

@@ -517,8 +517,76 @@ pub fn validate_meta(obj: &Value) -> Vec<Cause> {
                 None => errs.push(type_invalid(&field, f, "must be a string")),
             }
         }
+        let has = |name: &str| finalizers.iter().any(|f| f == name);
+        if has("orphan") && has("foregroundDeletion") {
+            errs.push(invalid(
+                "metadata.finalizers",
+                Value::from(finalizers.to_vec()),
+                "finalizers orphan and foregroundDeletion cannot be both set",
+            ));
+        }
+    }
+    if let Some(refs) = meta.map(|m| arr_at(m, "ownerReferences")) {
+        validate_owner_references(refs, &mut errs);
     }
     errs
+}
+
+/// Upstream's `ValidateOwnerReferences` (all causes at the list's path).
+fn validate_owner_references(refs: &[Value], errs: &mut Vec<Cause>) {
+    let field = "metadata.ownerReferences";
+    let mut controller: Option<String> = None;
+    for r in refs {
+        let api_version = str_at(r, "apiVersion").unwrap_or("");
+        let version = api_version.rsplit('/').next().unwrap_or("");
+        if version.is_empty() {
+            errs.push(invalid(
+                &format!("{field}.apiVersion"),
+                api_version,
+                "version must not be empty",
+            ));
+        }
+        for (key, detail) in [
+            ("kind", "kind must not be empty"),
+            ("name", "name must not be empty"),
+            ("uid", "uid must not be empty"),
+        ] {
+            let v = str_at(r, key).unwrap_or("");
+            if v.is_empty() {
+                errs.push(invalid(&format!("{field}.{key}"), v, detail));
+            }
+        }
+        if r.get("controller").and_then(Value::as_bool) == Some(true) {
+            let current = format!(
+                "{}/{}",
+                str_at(r, "kind").unwrap_or(""),
+                str_at(r, "name").unwrap_or("")
+            );
+            match &controller {
+                Some(first) => errs.push(invalid(
+                    field,
+                    Value::from(refs.to_vec()),
+                    &format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {current}"
+                    ),
+                )),
+                None => controller = Some(current),
+            }
+        }
+    }
+}
+
+/// Checks `metadata.name` against a rule stricter than the RFC 1123
+/// subdomain the generic code applies, reporting only names that pass the
+/// generic rule (so a name is never reported twice).
+pub fn stricter_name(obj: &Value, check: fn(&str) -> Vec<String>) -> Vec<Cause> {
+    let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    if name.is_empty() || !dns1123_subdomain(name).is_empty() {
+        return Vec::new();
+    }
+    invalid_each("metadata.name", name, check(name))
 }
 
 /// The labels of an object's `metadata` (or a template's), as pairs.
@@ -648,6 +716,30 @@ mod tests {
         assert!(
             validate_meta(&json!({"metadata": {"labels": "oops"}}))[0].reason
                 == "FieldValueTypeInvalid"
+        );
+    }
+    #[test]
+    fn owner_references_and_finalizers() {
+        let owner = |name: &str| json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": "u", "controller": true});
+        let obj = json!({"metadata": {
+            "ownerReferences": [owner("a"), owner("b"), {"apiVersion": "apps/", "kind": "X"}],
+            "finalizers": ["orphan", "foregroundDeletion"]}});
+        let errs = validate_meta(&obj);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "metadata.finalizers",
+                "metadata.ownerReferences",
+                "metadata.ownerReferences.apiVersion",
+                "metadata.ownerReferences.name",
+                "metadata.ownerReferences.uid"
+            ]
+        );
+        assert!(
+            errs[1]
+                .message
+                .ends_with("Found \"true\" in references for ReplicaSet/a and ReplicaSet/b")
         );
     }
 }

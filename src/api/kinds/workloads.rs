@@ -1,8 +1,9 @@
-//! Strategies of the replicated workloads: Deployments, ReplicaSets,
-//! StatefulSets and DaemonSets (apps/v1), ReplicationControllers, and the
-//! pod-template holders PodTemplate and ControllerRevision. They share the
-//! selector-must-select-the-template rule, the pod template validation and
-//! the fresh status on create.
+//! Strategies of the replicated workloads Deployments and ReplicaSets
+//! (apps/v1) and ReplicationControllers, of the pod-template holders
+//! PodTemplate and ControllerRevision, and the rules all workloads share
+//! (StatefulSets and DaemonSets, in their own files, use them too): the
+//! selector must select the template, the template is a valid pod template
+//! with `restartPolicy: Always`, and a new object starts with empty status.
 
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ use super::validation::{
 use super::{Cause, Strategy};
 
 const SELECTOR_MISMATCH: &str = "`selector` does not match template `labels`";
+const RS_DEADLINE: &str = "activeDeadlineSeconds in ReplicaSet is not Supported";
 
 /// Checks an optional integer field at `key` of `spec` is ≥ 0.
 pub fn nonnegative(spec: &Value, key: &str, field: &str, errs: &mut Vec<Cause>) {
@@ -37,15 +39,17 @@ pub fn reset_status(obj: &mut Value) {
 
 /// The apps/v1 rules on `spec.selector` and `spec.template`: selector
 /// required, non-empty, valid and selecting the template's labels; template
-/// valid with `restartPolicy: Always` unless `restart_policies` says otherwise.
-fn validate_selector_and_template(
+/// valid with `restartPolicy: Always` and no `activeDeadlineSeconds`.
+/// StatefulSets, as upstream, check only the template's labels and
+/// annotations, not its pod spec (whose mounts may name claim templates).
+pub(super) fn validate_selector_and_template(
     spec: &Value,
     kind: &str,
-    restart_policies: &[&str],
+    deadline_msg: &str,
     errs: &mut Vec<Cause>,
 ) {
-    let selector = spec.get("selector").filter(|s| !s.is_null());
     let template = spec.get("template").unwrap_or(&Value::Null);
+    let selector = spec.get("selector").filter(|s| !s.is_null());
     let template_labels = template.pointer("/metadata/labels");
     match selector {
         None => errs.push(required("spec.selector")),
@@ -68,11 +72,43 @@ fn validate_selector_and_template(
             }
         }
     }
+    let deadline = template
+        .pointer("/spec/activeDeadlineSeconds")
+        .filter(|d| !d.is_null());
+    if kind == "statefulset" {
+        let meta = template.get("metadata");
+        if template.is_null() {
+            errs.push(required("spec.template"));
+        }
+        errs.extend(validate_labels(
+            meta.and_then(|m| m.get("labels")),
+            "spec.template.labels",
+        ));
+        errs.extend(super::validation::validate_annotations(
+            meta.and_then(|m| m.get("annotations")),
+            "spec.template.annotations",
+        ));
+        check_restart_policy(template, &["Always"], errs);
+        if deadline.is_some() {
+            errs.push(forbidden(
+                "spec.template.spec.activeDeadlineSeconds",
+                deadline_msg,
+            ));
+        }
+        return;
+    }
     errs.extend(validate_template(template, "spec.template"));
-    check_restart_policy(template, restart_policies, errs);
+    check_restart_policy(template, &["Always"], errs);
+    if let Some(d) = deadline {
+        errs.push(invalid(
+            "spec.template.spec.activeDeadlineSeconds",
+            d.clone(),
+            deadline_msg,
+        ));
+    }
 }
 
-fn check_restart_policy(template: &Value, allowed: &[&str], errs: &mut Vec<Cause>) {
+pub(super) fn check_restart_policy(template: &Value, allowed: &[&str], errs: &mut Vec<Cause>) {
     if let Some(policy) = template
         .pointer("/spec/restartPolicy")
         .and_then(Value::as_str)
@@ -88,7 +124,7 @@ fn check_restart_policy(template: &Value, allowed: &[&str], errs: &mut Vec<Cause
 }
 
 /// Upstream's int-or-percent checks for rolling update parameters.
-fn int_or_percent(v: &Value, field: &str, errs: &mut Vec<Cause>) -> Option<i64> {
+pub(super) fn int_or_percent(v: &Value, field: &str, errs: &mut Vec<Cause>) -> Option<i64> {
     match v {
         Value::Number(n) => match n.as_i64() {
             Some(i) if i < 0 => {
@@ -147,7 +183,7 @@ fn validate_rolling(ru: &Value, rp: &str, errs: &mut Vec<Cause>) {
 }
 
 /// The apps/v1 immutable selector rule.
-fn selector_immutable(new: &Value, old: &Value, errs: &mut Vec<Cause>) {
+pub(super) fn selector_immutable(new: &Value, old: &Value, errs: &mut Vec<Cause>) {
     let n = new.pointer("/spec/selector").unwrap_or(&Value::Null);
     if n != old.pointer("/spec/selector").unwrap_or(&Value::Null) {
         errs.push(invalid_shown(
@@ -158,11 +194,11 @@ fn selector_immutable(new: &Value, old: &Value, errs: &mut Vec<Cause>) {
     }
 }
 
-fn spec_of(obj: &Value) -> &Value {
+pub(super) fn spec_of(obj: &Value) -> &Value {
     obj.get("spec").unwrap_or(&Value::Null)
 }
 
-fn default_replicas(obj: &mut Value) -> Option<&mut Value> {
+pub(super) fn default_replicas(obj: &mut Value) -> Option<&mut Value> {
     let spec = obj_entry(obj, "spec")?;
     default_field(spec, "replicas", 1);
     default_template(spec.get_mut("template"));
@@ -205,7 +241,7 @@ impl Strategy for DeploymentStrategy {
         ] {
             nonnegative(spec, key, &format!("spec.{key}"), &mut errs);
         }
-        validate_selector_and_template(spec, "deployment", &["Always"], &mut errs);
+        validate_selector_and_template(spec, "deployment", RS_DEADLINE, &mut errs);
         let strategy = spec.get("strategy").unwrap_or(&Value::Null);
         match str_at(strategy, "type").unwrap_or("") {
             "RollingUpdate" => {
@@ -271,7 +307,7 @@ impl Strategy for ReplicaSetStrategy {
         let spec = spec_of(obj);
         nonnegative(spec, "replicas", "spec.replicas", &mut errs);
         nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", &mut errs);
-        validate_selector_and_template(spec, "deployment", &["Always"], &mut errs);
+        validate_selector_and_template(spec, "deployment", RS_DEADLINE, &mut errs);
         errs
     }
 
@@ -296,235 +332,6 @@ fn status_replicas(obj: &Value) -> Vec<(&'static str, String)> {
         .and_then(Value::as_i64)
         .unwrap_or(0);
     vec![("status.replicas", n.to_string())]
-}
-
-/// StatefulSets (apps/v1).
-pub struct StatefulSetStrategy;
-
-/// The spec fields a StatefulSet update may change.
-const STATEFULSET_MUTABLE: [&str; 7] = [
-    "replicas",
-    "ordinals",
-    "template",
-    "updateStrategy",
-    "persistentVolumeClaimRetentionPolicy",
-    "minReadySeconds",
-    "revisionHistoryLimit",
-];
-
-impl Strategy for StatefulSetStrategy {
-    fn default(&self, obj: &mut Value) {
-        let Some(spec) = default_replicas(obj) else {
-            return;
-        };
-        default_field(spec, "podManagementPolicy", "OrderedReady");
-        if let Some(us) = obj_entry(spec, "updateStrategy") {
-            default_field(us, "type", "RollingUpdate");
-            if str_at(us, "type") == Some("RollingUpdate") {
-                if let Some(ru) = obj_entry(us, "rollingUpdate") {
-                    default_field(ru, "partition", 0);
-                }
-            }
-        }
-        default_field(spec, "revisionHistoryLimit", 10);
-        if let Some(policy) = obj_entry(spec, "persistentVolumeClaimRetentionPolicy") {
-            default_field(policy, "whenDeleted", "Retain");
-            default_field(policy, "whenScaled", "Retain");
-        }
-        if let Some(claims) = spec
-            .get_mut("volumeClaimTemplates")
-            .and_then(Value::as_array_mut)
-        {
-            for claim in claims.iter_mut().filter(|c| c.is_object()) {
-                if let Some(cs) = obj_entry(claim, "spec") {
-                    default_field(cs, "volumeMode", "Filesystem");
-                }
-                if let Some(st) = obj_entry(claim, "status") {
-                    default_field(st, "phase", "Pending");
-                }
-            }
-        }
-    }
-
-    fn prepare_for_create(&self, obj: &mut Value) {
-        reset_status(obj);
-    }
-
-    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        let mut errs = validate_meta(obj);
-        let spec = spec_of(obj);
-        for key in ["replicas", "minReadySeconds", "revisionHistoryLimit"] {
-            nonnegative(spec, key, &format!("spec.{key}"), &mut errs);
-        }
-        match str_at(spec, "podManagementPolicy").unwrap_or("") {
-            "" => errs.push(required("spec.podManagementPolicy")),
-            "OrderedReady" | "Parallel" => {}
-            other => errs.push(not_supported(
-                "spec.podManagementPolicy",
-                other,
-                &["OrderedReady", "Parallel"],
-            )),
-        }
-        let us = spec.get("updateStrategy").unwrap_or(&Value::Null);
-        match str_at(us, "type").unwrap_or("") {
-            "" => errs.push(required("spec.updateStrategy")),
-            "RollingUpdate" => {
-                if let Some(ru) = us.get("rollingUpdate") {
-                    nonnegative(
-                        ru,
-                        "partition",
-                        "spec.updateStrategy.rollingUpdate.partition",
-                        &mut errs,
-                    );
-                }
-            }
-            "OnDelete" => {
-                if us.get("rollingUpdate").is_some_and(|r| !r.is_null()) {
-                    errs.push(invalid(
-                        "spec.updateStrategy.rollingUpdate",
-                        us["rollingUpdate"].clone(),
-                        "only allowed for updateStrategy 'RollingUpdate'",
-                    ));
-                }
-            }
-            other => errs.push(not_supported(
-                "spec.updateStrategy.type",
-                other,
-                &["OnDelete", "RollingUpdate"],
-            )),
-        }
-        if let Some(policy) = spec.get("persistentVolumeClaimRetentionPolicy") {
-            for key in ["whenDeleted", "whenScaled"] {
-                if let Some(v) = str_at(policy, key).filter(|v| !matches!(*v, "Retain" | "Delete"))
-                {
-                    errs.push(not_supported(
-                        &format!("spec.persistentVolumeClaimRetentionPolicy.{key}"),
-                        v,
-                        &["Retain", "Delete"],
-                    ));
-                }
-            }
-        }
-        if let Some(name) = str_at(spec, "serviceName").filter(|n| !n.is_empty()) {
-            errs.extend(super::validation::invalid_each(
-                "spec.serviceName",
-                name,
-                super::validation::dns1123_label(name),
-            ));
-        }
-        validate_selector_and_template(spec, "statefulset", &["Always"], &mut errs);
-        errs
-    }
-
-    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
-        let mut errs = self.validate_create(new);
-        let strip = |v: &Value| {
-            let mut s = spec_of(v).clone();
-            if let Some(m) = s.as_object_mut() {
-                for key in STATEFULSET_MUTABLE {
-                    m.remove(key);
-                }
-            }
-            s
-        };
-        if strip(new) != strip(old) {
-            errs.push(forbidden(
-                "spec",
-                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
-            ));
-        }
-        errs
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-}
-
-/// DaemonSets (apps/v1).
-pub struct DaemonSetStrategy;
-
-impl Strategy for DaemonSetStrategy {
-    fn default(&self, obj: &mut Value) {
-        let Some(spec) = obj_entry(obj, "spec") else {
-            return;
-        };
-        default_template(spec.get_mut("template"));
-        if let Some(us) = obj_entry(spec, "updateStrategy") {
-            default_field(us, "type", "RollingUpdate");
-            if str_at(us, "type") == Some("RollingUpdate") {
-                if let Some(ru) = obj_entry(us, "rollingUpdate") {
-                    default_field(ru, "maxUnavailable", 1);
-                    if ru.get("maxSurge").is_none_or(Value::is_null) {
-                        if let Some(m) = ru.as_object_mut() {
-                            m.insert("maxSurge".into(), 0.into());
-                        }
-                    }
-                }
-            }
-        }
-        default_field(spec, "revisionHistoryLimit", 10);
-    }
-
-    fn prepare_for_create(&self, obj: &mut Value) {
-        reset_status(obj);
-    }
-
-    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        let mut errs = validate_meta(obj);
-        let spec = spec_of(obj);
-        nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", &mut errs);
-        nonnegative(
-            spec,
-            "revisionHistoryLimit",
-            "spec.revisionHistoryLimit",
-            &mut errs,
-        );
-        validate_selector_and_template(spec, "daemonset", &["Always"], &mut errs);
-        let us = spec.get("updateStrategy").unwrap_or(&Value::Null);
-        match str_at(us, "type").unwrap_or("") {
-            "RollingUpdate" => {
-                if let Some(ru) = us.get("rollingUpdate").filter(|r| !r.is_null()) {
-                    let rp = "spec.updateStrategy.rollingUpdate";
-                    let u = int_or_percent(
-                        ru.get("maxUnavailable").unwrap_or(&Value::Null),
-                        &format!("{rp}.maxUnavailable"),
-                        &mut errs,
-                    );
-                    let s = int_or_percent(
-                        ru.get("maxSurge").unwrap_or(&Value::Null),
-                        &format!("{rp}.maxSurge"),
-                        &mut errs,
-                    );
-                    if u == Some(0) && s == Some(0) {
-                        errs.push(invalid(
-                            &format!("{rp}.maxUnavailable"),
-                            ru.get("maxUnavailable").cloned().unwrap_or(Value::Null),
-                            "may not be 0 when `maxSurge` is 0",
-                        ));
-                    }
-                }
-            }
-            "OnDelete" => {}
-            "" => errs.push(required("spec.updateStrategy.type")),
-            other => errs.push(not_supported(
-                "spec.updateStrategy.type",
-                other,
-                &["OnDelete", "RollingUpdate"],
-            )),
-        }
-        errs
-    }
-
-    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
-        let mut errs = self.validate_create(new);
-        selector_immutable(new, old, &mut errs);
-        errs
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
 }
 
 /// ReplicationControllers (core/v1): a map selector, defaulted from the
@@ -598,6 +405,16 @@ impl Strategy for ReplicationControllerStrategy {
         }
         errs.extend(validate_template(template, "spec.template"));
         check_restart_policy(template, &["Always"], &mut errs);
+        if let Some(d) = template
+            .pointer("/spec/activeDeadlineSeconds")
+            .filter(|d| !d.is_null())
+        {
+            errs.push(invalid(
+                "spec.template.spec.activeDeadlineSeconds",
+                d.clone(),
+                RS_DEADLINE,
+            ));
+        }
         errs
     }
 
@@ -745,40 +562,52 @@ mod tests {
     }
 
     #[test]
-    fn statefulset_and_daemonset_defaults() {
-        let mut s = kubectl_deployment();
-        StatefulSetStrategy.default(&mut s);
-        assert_eq!(s["spec"]["podManagementPolicy"], "OrderedReady");
-        assert_eq!(
-            s["spec"]["updateStrategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        );
-        assert_eq!(
-            s["spec"]["persistentVolumeClaimRetentionPolicy"],
-            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
-        );
+    fn deployment_templates_may_not_set_a_deadline() {
         let mut d = kubectl_deployment();
-        DaemonSetStrategy.default(&mut d);
+        d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+        DeploymentStrategy.default(&mut d);
         assert_eq!(
-            d["spec"]["updateStrategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            DeploymentStrategy.validate_create(&d)[0].message,
+            "Invalid value: 5: activeDeadlineSeconds in ReplicaSet is not Supported"
         );
-        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
     }
 
+    /// The objects the deployment and replicaset controllers write, built
+    /// from a defaulted Deployment, pass their own strategies unchanged.
     #[test]
-    fn statefulset_spec_is_mostly_immutable() {
-        let mut old = kubectl_deployment();
-        old["spec"]["serviceName"] = json!("web");
-        StatefulSetStrategy.default(&mut old);
-        let mut new = old.clone();
-        new["spec"]["replicas"] = json!(3);
-        assert!(StatefulSetStrategy.validate_update(&new, &old).is_empty());
-        new["spec"]["serviceName"] = json!("other");
-        assert_eq!(
-            StatefulSetStrategy.validate_update(&new, &old)[0].field,
-            "spec"
+    fn controller_written_replica_set_and_pod_validate() {
+        let mut d = kubectl_deployment();
+        DeploymentStrategy.default(&mut d);
+        let mut template = d["spec"]["template"].clone();
+        template["metadata"]["labels"]["pod-template-hash"] = json!("5d4f8c9b7");
+        let owner = |kind: &str, name: &str| {
+            json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u-1",
+                "controller": true, "blockOwnerDeletion": true}])
+        };
+        let mut rs = json!({"metadata": {"name": "web-5d4f8c9b7", "namespace": "default",
+                "labels": {"app": "web", "pod-template-hash": "5d4f8c9b7"},
+                "ownerReferences": owner("Deployment", "web")},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d4f8c9b7"}},
+                "template": template.clone()}});
+        ReplicaSetStrategy.default(&mut rs);
+        ReplicaSetStrategy.prepare_for_create(&mut rs);
+        assert!(ReplicaSetStrategy.validate_create(&rs).is_empty());
+        let pod_strategy = crate::api::kinds::strategy_for("", "Pod");
+        let mut pod = json!({"metadata": {"generateName": "web-5d4f8c9b7-", "namespace": "default",
+                "labels": template["metadata"]["labels"].clone(), "ownerReferences": owner("ReplicaSet", "web-5d4f8c9b7")},
+            "spec": template["spec"].clone()});
+        pod_strategy.default(&mut pod);
+        pod_strategy.prepare_for_create(&mut pod);
+        assert!(
+            pod_strategy.validate_create(&pod).is_empty(),
+            "{:?}",
+            pod_strategy.validate_create(&pod)
         );
+        assert_eq!(pod["spec"]["enableServiceLinks"], true);
+        assert_eq!(pod["status"]["phase"], "Pending");
+        let mut bound = pod.clone();
+        bound["status"] = json!({"phase": "Running", "podIP": "10.42.0.7"});
+        assert!(pod_strategy.validate_update(&bound, &pod).is_empty());
     }
 
     #[test]
