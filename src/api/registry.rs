@@ -587,13 +587,6 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static KindI
         .find(|k| k.group == group && k.version == version && k.plural == plural)
 }
 
-/// The kind with this group, version and kind name.
-pub fn by_kind(group: &str, version: &str, kind: &str) -> Option<&'static KindInfo> {
-    KINDS
-        .iter()
-        .find(|k| k.group == group && k.version == version && k.kind == kind)
-}
-
 /// The API groups (excluding core) with their versions, preferred first, in
 /// table order.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
