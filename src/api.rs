@@ -1,15 +1,44 @@
 //! The generic Kubernetes API server machinery: one router serving every
 //! kind in the kind table over the store.
+//!
+//! A request is routed by [`request::route`] to discovery or to a resource
+//! handler in [`handlers`]; handlers read through the store (consistent
+//! reads) or the per-kind [`watch_cache`], call the kind's
+//! [`kinds::Strategy`] on every write and answer failures as `v1 Status`
+//! objects ([`status`]).
 
+pub mod bootstrap;
+pub mod convert;
+pub mod discovery;
+pub mod handlers;
 pub mod kinds;
+pub mod metrics;
+pub mod namespaces;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod registry;
+pub mod request;
+pub mod response;
+#[cfg(test)]
+mod router_tests;
+pub mod selectors;
+pub mod status;
+pub mod watch_cache;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
+use http::StatusCode;
 use ipnet::IpNet;
 
-use crate::store::Backend;
+use crate::api::handlers::Core;
+use crate::api::watch_cache::WatchCache;
+use crate::store::{Backend, ListOptions};
 
 /// What the API server needs to know about the cluster it serves.
 #[derive(Debug, Clone)]
@@ -31,28 +60,88 @@ pub struct ApiConfig {
 pub enum ApiError {
     #[error("bootstrapping the API server: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("creating the bootstrap objects: {0}")]
+    Bootstrap(#[from] status::ApiStatus),
+}
+
+/// `/openapi/v3/<gv>`: one group version's document, or 404.
+async fn openapi_document(
+    axum::extract::Path(gv): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match openapi::lookup(&gv) {
+        Some((g, v)) => response::json(StatusCode::OK, &openapi::document(g, v)),
+        None => status::ApiStatus::path_not_found().into_response(),
+    }
 }
 
 /// A running API server: its caches, and the router that serves it.
 pub struct ApiServer {
-    _store: Arc<dyn Backend>,
-    _config: ApiConfig,
+    core: Arc<Core>,
 }
 
 impl ApiServer {
-    /// Starts the API server over `store`: creates the bootstrap objects
-    /// (namespaces default, kube-system, kube-public, kube-node-lease and the
-    /// `kubernetes` Service) if missing and starts the watch caches.
+    /// Starts the API server over `store`: starts the watch caches, creates
+    /// the bootstrap objects (namespaces default, kube-system, kube-public,
+    /// kube-node-lease and the `kubernetes` Service) if missing, and resumes
+    /// emptying namespaces that were Terminating.
     pub async fn new(store: Arc<dyn Backend>, config: ApiConfig) -> Result<Self, ApiError> {
-        Ok(ApiServer {
-            _store: store,
-            _config: config,
-        })
+        let mut caches = HashMap::new();
+        for kind in registry::KINDS {
+            if !caches.contains_key(kind.storage) {
+                let cache = WatchCache::start(Arc::clone(&store), kind.prefix(None)).await?;
+                caches.insert(kind.storage, cache);
+            }
+        }
+        let core = Arc::new(Core {
+            store,
+            caches,
+            config,
+            metrics: metrics::Metrics::default(),
+        });
+        bootstrap::run(&core).await?;
+        if let Some(namespaces) = registry::lookup("", "v1", "namespaces") {
+            let list = core
+                .store
+                .list(&namespaces.prefix(None), ListOptions::default())
+                .await?;
+            for kv in &list.kvs {
+                let Ok(ns) = object::decode(kv) else { continue };
+                if object::meta_str(&ns, "deletionTimestamp").is_some() {
+                    namespaces::start_cleanup(Arc::clone(&core), object::name(&ns).to_string());
+                }
+            }
+        }
+        Ok(ApiServer { core })
     }
 
-    /// The router serving every API path. It expects a
-    /// [`crate::auth::UserInfo`] in each request's extensions.
+    /// The router serving every API path. It reads the
+    /// [`crate::auth::UserInfo`] that the listener puts into each request's
+    /// extensions when there is one.
     pub fn router(&self) -> Router {
+        let ok = || async { (StatusCode::OK, "ok") };
+        let metrics_core = Arc::clone(&self.core);
         Router::new()
+            .route("/healthz", get(ok))
+            .route("/livez", get(ok))
+            .route("/readyz", get(ok))
+            .route(
+                "/version",
+                get(|| async { response::json(StatusCode::OK, &discovery::version()) }),
+            )
+            .route(
+                "/metrics",
+                get(move || {
+                    let core = Arc::clone(&metrics_core);
+                    async move { core.metrics.render() }
+                }),
+            )
+            .route(
+                "/openapi/v3",
+                get(|| async { response::json(StatusCode::OK, openapi::index()) }),
+            )
+            .route("/openapi/v3/{*gv}", get(openapi_document))
+            .fallback(handlers::dispatch)
+            .with_state(Arc::clone(&self.core))
     }
 }

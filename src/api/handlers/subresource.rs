@@ -1,0 +1,231 @@
+//! Subresources: `status` (GET/PUT/PATCH changing only status), `scale`
+//! (an `autoscaling/v1` Scale view of `spec.replicas`), `pods/binding`
+//! (the scheduler sets `spec.nodeName`) and `pods/eviction` (a delete that
+//! respects PodDisruptionBudgets).
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::delete::{DeleteOptions, delete_one};
+use super::write::{Mode, apply_patch, guaranteed_update, put};
+use super::{Core, Ctx, load, store_error};
+use crate::api::convert::from_storage;
+use crate::api::object::{self, meta_str};
+use crate::api::patch::{self, PatchType};
+use crate::api::registry::{Subresource, lookup};
+use crate::api::response::{content_type, decode_body, json};
+use crate::api::selectors::{LabelSelector, selector_string};
+use crate::api::status::ApiStatus;
+use crate::store::ListOptions;
+
+pub async fn serve(
+    core: &Arc<Core>,
+    method: &Method,
+    ctx: Ctx,
+    sub: String,
+    body: Bytes,
+) -> Result<Response, ApiStatus> {
+    let kind = ctx.kind();
+    let served = kind.subresources.iter().find(|s| s.name() == sub).copied();
+    let Some(served) = served else {
+        return Err(ApiStatus::path_not_found());
+    };
+    let ok = |v: Value| Ok(json(StatusCode::OK, &v));
+    match (served, method) {
+        (Subresource::Status, &Method::GET) => ok(from_storage(kind, load(core, &ctx).await?.1)),
+        (Subresource::Status, &Method::PUT) => ok(put(core, ctx, body, Mode::Status).await?),
+        (Subresource::Status, &Method::PATCH) => {
+            ok(apply_patch(core, ctx, body, Mode::Status).await?)
+        }
+        (Subresource::Scale, &Method::GET) => ok(scale_of(&load(core, &ctx).await?.1)),
+        (Subresource::Scale, &Method::PUT | &Method::PATCH) => {
+            ok(write_scale(core, method, ctx, body).await?)
+        }
+        (Subresource::Binding, &Method::POST) => bind(core, ctx, body).await,
+        (Subresource::Eviction, &Method::POST) => evict(core, ctx, body).await,
+        _ => Err(ApiStatus::method_not_allowed(
+            method,
+            &format!("{}/{sub}", kind.plural),
+        )),
+    }
+}
+
+/// The Scale view of a scalable object.
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector_string(&obj["spec"]["selector"]),
+        },
+    })
+}
+
+async fn write_scale(
+    core: &Arc<Core>,
+    method: &Method,
+    ctx: Ctx,
+    body: Bytes,
+) -> Result<Value, ApiStatus> {
+    let sent = match method {
+        &Method::PUT => Some(decode_body(&ctx.headers, &body)?),
+        _ => None,
+    };
+    let patch_type = match method {
+        &Method::PATCH => Some(PatchType::from_content_type(&content_type(&ctx.headers))?),
+        _ => None,
+    };
+    let mut mutate = |current: &Value| {
+        let view = scale_of(current);
+        let scale = match (&sent, patch_type) {
+            (Some(s), _) => s.clone(),
+            (None, Some(pt)) => patch::apply(pt, &view, &body)?,
+            (None, None) => view.clone(),
+        };
+        let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+            ApiStatus::invalid(
+                ctx.kind(),
+                ctx.name(),
+                &[crate::api::kinds::Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value".into(),
+                    field: "spec.replicas".into(),
+                }],
+            )
+        })?;
+        if replicas < 0 {
+            return Err(ApiStatus::invalid(
+                ctx.kind(),
+                ctx.name(),
+                &[crate::api::kinds::Cause {
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {replicas}: must be greater than or equal to 0"
+                    ),
+                    field: "spec.replicas".into(),
+                }],
+            ));
+        }
+        let mut next = current.clone();
+        object::set_path(&mut next, &["spec", "replicas"], json!(replicas));
+        let rv = meta_str(&scale, "resourceVersion").filter(|rv| !rv.is_empty());
+        let current_rv = meta_str(current, "resourceVersion");
+        if sent.is_some() && rv.is_some() && rv != current_rv {
+            return Err(ApiStatus::modified(ctx.kind(), ctx.name()));
+        }
+        object::meta_mut(&mut next).remove("resourceVersion");
+        Ok(next)
+    };
+    let updated = guaranteed_update(core, &ctx, Mode::Main, &mut mutate).await?;
+    Ok(scale_of(&updated))
+}
+
+fn created_status() -> Response {
+    json(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+async fn bind(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
+    let binding = decode_body(&ctx.headers, &body)?;
+    let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
+    if node.is_empty() {
+        return Err(ApiStatus::bad_request(
+            "binding target node name must not be empty",
+        ));
+    }
+    let kind = ctx.kind();
+    let name = ctx.name().to_string();
+    let mut mutate = |current: &Value| {
+        if meta_str(current, "deletionTimestamp").is_some() {
+            return Err(ApiStatus::conflict(
+                kind,
+                &name,
+                &format!("pod {name} is being deleted, cannot be assigned to a host"),
+            ));
+        }
+        if let Some(existing) = current["spec"]["nodeName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiStatus::conflict(
+                kind,
+                &name,
+                &format!("pod {name} is already assigned to node \"{existing}\""),
+            ));
+        }
+        let mut next = current.clone();
+        object::set_path(&mut next, &["spec", "nodeName"], json!(node));
+        let mut conditions: Vec<Value> = next["status"]["conditions"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter(|c| c["type"] != "PodScheduled")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": object::now()}));
+        object::set_path(&mut next, &["status", "conditions"], json!(conditions));
+        Ok(next)
+    };
+    guaranteed_update(core, &ctx, Mode::Whole, &mut mutate).await?;
+    Ok(created_status())
+}
+
+async fn evict(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
+    let eviction = decode_body(&ctx.headers, &body)?;
+    let (_, pod) = load(core, &ctx).await?;
+    let Some(pdbs) = lookup("policy", "v1", "poddisruptionbudgets") else {
+        return Err(ApiStatus::internal(
+            "poddisruptionbudgets missing from the kind table",
+        ));
+    };
+    let list = core
+        .store
+        .list(&pdbs.prefix(ctx.namespace()), ListOptions::default())
+        .await
+        .map_err(store_error)?;
+    for kv in &list.kvs {
+        let Ok(pdb) = object::decode(kv) else {
+            continue;
+        };
+        let selector = &pdb["spec"]["selector"];
+        if selector.is_null() {
+            continue;
+        }
+        let Ok(sel) = LabelSelector::parse(&selector_string(selector)) else {
+            continue;
+        };
+        if sel.matches(&pod) && pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) < 1 {
+            let mut err = ApiStatus::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            err.details = Some(
+                json!({"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {} needs {} healthy pods and has {} currently", object::name(&pdb), pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0), pdb["status"]["currentHealthy"].as_i64().unwrap_or(0))}]}),
+            );
+            return Err(err);
+        }
+    }
+    let opts = match &eviction["deleteOptions"] {
+        Value::Object(_) => DeleteOptions::from_value(&ctx, &eviction["deleteOptions"])?,
+        _ => DeleteOptions::from_value(&ctx, &json!({}))?,
+    };
+    delete_one(core, &ctx, &opts).await?;
+    Ok(created_status())
+}
