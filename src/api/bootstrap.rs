@@ -69,6 +69,18 @@ pub async fn run(core: &Core) -> Result<(), ApiStatus> {
         },
     });
     ensure(core, "", "services", Some("default"), service).await?;
+    if config.advertise_address.is_loopback() {
+        // No pod can reach the API at a loopback address, and upstream's
+        // validation rightly refuses one in Endpoints: leave the Service
+        // without endpoints rather than refuse to start on a host that has
+        // no other address.
+        tracing::warn!(
+            advertise_address = %config.advertise_address,
+            "the advertise address is a loopback address, so the kubernetes Service gets no endpoints; \
+             set --advertise-address to an address pods can reach"
+        );
+        return Ok(());
+    }
     let address = config.advertise_address.to_string();
     let endpoints = json!({
         "apiVersion": "v1", "kind": "Endpoints",

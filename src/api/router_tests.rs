@@ -168,6 +168,41 @@ async fn bootstrap_objects_exist_and_restart_is_idempotent() {
 }
 
 #[tokio::test]
+async fn a_loopback_advertise_address_starts_without_kubernetes_endpoints() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let store = crate::store::open(None, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("store opens: {e}"));
+    let mut loopback = config();
+    loopback.advertise_address = "127.0.0.1".parse().unwrap_or_else(|_| unreachable!());
+    let api = match ApiServer::new(Arc::clone(&store), loopback).await {
+        Ok(api) => api,
+        Err(e) => panic!("a loopback advertise address must not stop the server: {e}"),
+    };
+    let h = Harness {
+        router: api.router(),
+        store,
+        _dir: dir,
+    };
+    let (s, _) = h
+        .call(
+            "GET",
+            "/api/v1/namespaces/default/services/kubernetes",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = h
+        .call(
+            "GET",
+            "/api/v1/namespaces/default/endpoints/kubernetes",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn configmap_lifecycle_with_upstream_errors() {
     let h = harness().await;
     let (s, created) = h.call("POST", CMS, Some(cm("a"))).await;

@@ -197,6 +197,14 @@ impl TestServer {
         None
     }
 
+    /// Kills the server with SIGKILL (no chance to flush or clean up), as a
+    /// crash or power cut would, and reaps it.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+    }
+
     /// Stops the server and starts it again on the same directory and port.
     pub fn restart_with(&mut self, extra: &[&str]) {
         self.stop();
