@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::Value;
+use serde_json::Value;
 
 /// Errors reading the config file; each names the file and what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -79,20 +79,24 @@ impl ConfigFile {
 
     /// Parses the text of a config file read from `path`.
     pub fn parse(path: &Path, text: &str, known_keys: &[&str]) -> Result<Self, ConfigFileError> {
-        let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigFileError::Syntax {
+        // A file with nothing but comments (or nothing at all) sets nothing.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Ok(ConfigFile::default_at(path));
+        }
+        let doc: Value = serde_saphyr::from_str(text).map_err(|e| ConfigFileError::Syntax {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
         let mapping = match doc {
             Value::Null => return Ok(ConfigFile::default_at(path)),
-            Value::Mapping(m) => m,
+            Value::Object(m) => m,
             _ => return Err(ConfigFileError::NotAMapping(path.to_path_buf())),
         };
         let mut values = BTreeMap::new();
         for (key, value) in mapping {
-            let Some(key) = key.as_str().map(str::to_string) else {
-                return Err(ConfigFileError::NotAMapping(path.to_path_buf()));
-            };
             if !known_keys.contains(&key.as_str()) {
                 return Err(ConfigFileError::UnknownKey {
                     path: path.to_path_buf(),
@@ -106,7 +110,7 @@ impl ConfigFile {
                 example,
             };
             let value = match value {
-                Value::Sequence(items) => FileValue::List(
+                Value::Array(items) => FileValue::List(
                     items
                         .iter()
                         .map(|item| {

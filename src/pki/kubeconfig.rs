@@ -40,7 +40,7 @@ pub fn render(
             },
         }],
     });
-    serde_yaml_ng::to_string(&config).map_err(|e| PkiError::Kubeconfig(e.to_string()))
+    serde_saphyr::to_string(&config).map_err(|e| PkiError::Kubeconfig(e.to_string()))
 }
 
 /// Writes `contents` to `path` with `mode`, creating the parent directory.
