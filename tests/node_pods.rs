@@ -54,6 +54,7 @@ struct Node {
     kubeconfig: PathBuf,
     log: PathBuf,
     name: String,
+    port: u16,
     child: std::sync::Mutex<Option<Child>>,
     netns_before: BTreeSet<String>,
 }
@@ -87,27 +88,38 @@ impl Node {
         std::fs::write(&config, "").expect("write the config file");
         let log = dir.path().join("server.log");
         let name = format!("skiff-test-{}", std::process::id());
-        let mut node = Node {
+        let node = Node {
             kubeconfig: dir.path().join("kubeconfig"),
             data_dir,
             log,
             name,
+            port: free_port(),
             child: std::sync::Mutex::new(None),
             netns_before: netns(),
             dir,
         };
-        let log_file = std::fs::File::create(&node.log).expect("create the log");
+        node.launch();
+        node
+    }
+
+    /// Starts `skiff server` with the node (appending to its log).
+    fn launch(&self) {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("create the log");
         let child = skiff()
             .arg("server")
             .arg("--bind-address=127.0.0.1")
-            .arg(format!("--https-listen-port={}", free_port()))
+            .arg(format!("--https-listen-port={}", self.port))
             .arg("--data-dir")
-            .arg(&node.data_dir)
+            .arg(&self.data_dir)
             .arg("--write-kubeconfig")
-            .arg(&node.kubeconfig)
+            .arg(&self.kubeconfig)
             .arg("--config")
-            .arg(&config)
-            .arg(format!("--node-name={}", node.name))
+            .arg(self.dir.path().join("config.yaml"))
+            .arg(format!("--node-name={}", self.name))
             .arg(format!("--cluster-cidr={CLUSTER_CIDR}"))
             .arg(format!("--service-cidr={SERVICE_CIDR}"))
             .arg(format!("--cluster-dns={CLUSTER_DNS}"))
@@ -117,8 +129,24 @@ impl Node {
             .stderr(log_file)
             .spawn()
             .expect("start skiff server");
-        node.child = std::sync::Mutex::new(Some(child));
-        node
+        if let Ok(mut slot) = self.child.lock() {
+            *slot = Some(child);
+        }
+    }
+
+    /// Stops skiff with SIGTERM and starts it again on the same data dir.
+    fn restart(&self) {
+        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let status = child.wait().expect("wait for skiff");
+            assert!(
+                status.success(),
+                "skiff stopped with {status}; log:\n{}",
+                self.log()
+            );
+        }
+        self.launch();
     }
 
     fn kubectl(&self, args: &[&str]) -> std::process::Output {
@@ -363,6 +391,36 @@ fn the_server_node_becomes_ready_and_runs_a_pod() {
     assert_eq!(ready, "true");
     let sandboxes = node.ctr(&["containers", "ls", "-q"]);
     assert_eq!(sandboxes.lines().count(), 2, "pause + main: {sandboxes}");
+    let container_id = jsonpath("{.status.containerStatuses[0].containerID}");
+    let running_id = node.kubectl_ok(&["get", "pod", "sleeper", &container_id]);
+
+    // A restarted skiff reuses the running containerd; the pod keeps running.
+    let pid_file = node.data_dir.join("agent/containerd/containerd.pid");
+    let containerd_pid = std::fs::read_to_string(&pid_file).expect("containerd's pid file");
+    node.restart();
+    node.wait_for(
+        "the log to say containerd is reused",
+        Duration::from_secs(60),
+        || {
+            node.log()
+                .contains("reusing the running containerd")
+                .then_some(())
+        },
+    );
+    let after = std::fs::read_to_string(&pid_file).expect("containerd's pid file");
+    assert_eq!(containerd_pid, after, "containerd was not relaunched");
+    node.wait_for("the API after the restart", Duration::from_secs(30), || {
+        node.kubectl_ok(&["get", "pod", "sleeper", &container_id])
+    });
+    assert_eq!(
+        node.kubectl_ok(&["get", "pod", "sleeper", &container_id]),
+        running_id
+    );
+    assert_eq!(
+        node.ctr(&["containers", "ls", "-q"]),
+        sandboxes,
+        "the same containers run"
+    );
 
     // Deleting it stops the containers and removes the sandbox.
     let deleted = node.kubectl(&[

@@ -94,7 +94,9 @@ impl Worker {
         );
         if pod.metadata.deletion_timestamp.is_some() {
             if let Err(e) = self.teardown(&pod, &uid).await {
+                // Kept, so the next relist tries again.
                 tracing::warn!(pod = %name, error = %e, "cannot stop the pod");
+                self.pods.insert(uid, pod);
                 return;
             }
             self.pods.remove(&uid);
@@ -145,7 +147,14 @@ impl Worker {
     async fn relist(&mut self) {
         let uids: Vec<String> = self.pods.keys().cloned().collect();
         for uid in uids {
-            self.report(&uid).await;
+            match self.pods.get(&uid) {
+                Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                    let pod = pod.clone();
+                    self.sync(pod).await;
+                }
+                Some(_) => self.report(&uid).await,
+                None => {}
+            }
         }
     }
 
