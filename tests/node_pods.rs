@@ -129,9 +129,7 @@ impl Node {
             .stderr(log_file)
             .spawn()
             .expect("start skiff server");
-        if let Ok(mut slot) = self.child.lock() {
-            *slot = Some(child);
-        }
+        *self.child.lock().expect("the child slot") = Some(child);
     }
 
     /// Stops skiff with SIGTERM and starts it again on the same data dir.
