@@ -314,12 +314,30 @@ impl Drop for Node {
     }
 }
 
-fn pod_manifest(name: &str, node: &str) -> String {
+/// A pod bound to `node` running `command` in `image` (pull policy Never).
+fn pod_manifest(name: &str, node: &str, image: &str, command: &str, restart: &str) -> String {
     format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},
-"spec":{{"nodeName":"{node}","containers":[{{"name":"main","image":"{BUSYBOX}",
-"imagePullPolicy":"Never","command":["sleep","3600"]}}]}}}}"#
+"spec":{{"nodeName":"{node}","restartPolicy":"{restart}","containers":[{{"name":"main","image":"{image}",
+"imagePullPolicy":"Never","command":{command}}}]}}}}"#
     )
+}
+
+impl Node {
+    fn create_pod(&self, name: &str, image: &str, command: &str, restart: &str) {
+        let manifest = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(
+            &manifest,
+            pod_manifest(name, &self.name, image, command, restart),
+        )
+        .expect("write the pod");
+        let created = self.kubectl(&["create", "-f", &manifest.display().to_string()]);
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+    }
 }
 
 #[test]
@@ -361,14 +379,7 @@ fn the_server_node_becomes_ready_and_runs_a_pod() {
     assert_eq!(lease, node.name);
 
     // A pod bound to the node runs with an IP from the node's range.
-    let manifest = node.dir.path().join("pod.json");
-    std::fs::write(&manifest, pod_manifest("sleeper", &node.name)).expect("write the pod");
-    let created = node.kubectl(&["create", "-f", &manifest.display().to_string()]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    node.create_pod("sleeper", BUSYBOX, r#"["sleep","3600"]"#, "Always");
     node.wait_for("the pod to run", Duration::from_secs(60), || {
         node.kubectl_ok(&["get", "pod", "sleeper", &jsonpath("{.status.phase}")])
             .filter(|p| p == "Running")
@@ -419,6 +430,66 @@ fn the_server_node_becomes_ready_and_runs_a_pod() {
         sandboxes,
         "the same containers run"
     );
+
+    // containerd killed: the supervisor brings it back, the pod keeps running.
+    let pid: i32 = containerd_pid.trim().parse().expect("a pid");
+    // SAFETY: kill(2) on the containerd this test's skiff launched.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    node.wait_for(
+        "containerd to be relaunched",
+        Duration::from_secs(60),
+        || {
+            node.log()
+                .contains("containerd is ready again")
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        node.ctr(&["containers", "ls", "-q"]),
+        sandboxes,
+        "the same containers run"
+    );
+
+    // restartPolicy Never: the exit code decides the phase.
+    node.create_pod("fails", BUSYBOX, r#"["sh","-c","exit 3"]"#, "Never");
+    node.create_pod("succeeds", BUSYBOX, r#"["true"]"#, "Never");
+    for (pod, phase) in [("fails", "Failed"), ("succeeds", "Succeeded")] {
+        node.wait_for(
+            &format!("pod {pod} to be {phase}"),
+            Duration::from_secs(60),
+            || {
+                node.kubectl_ok(&["get", "pod", pod, &jsonpath("{.status.phase}")])
+                    .filter(|p| p == phase)
+            },
+        );
+    }
+    let exit_code = jsonpath("{.status.containerStatuses[0].state.terminated.exitCode}");
+    assert_eq!(
+        node.kubectl_ok(&["get", "pod", "fails", &exit_code])
+            .as_deref(),
+        Some("3")
+    );
+
+    // A missing image with pull policy Never is not pulled.
+    node.create_pod(
+        "missing",
+        "docker.io/skiff/absent:1",
+        r#"["true"]"#,
+        "Never",
+    );
+    let reason = jsonpath("{.status.containerStatuses[0].state.waiting.reason}");
+    node.wait_for("ErrImageNeverPull", Duration::from_secs(60), || {
+        node.kubectl_ok(&["get", "pod", "missing", &reason])
+            .filter(|r| r == "ErrImageNeverPull")
+    });
+    for pod in ["fails", "succeeds", "missing"] {
+        let deleted = node.kubectl(&["delete", "pod", pod, "--grace-period=1", "--wait=true"]);
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
+        );
+    }
 
     // Deleting it stops the containers and removes the sandbox.
     let deleted = node.kubectl(&[
