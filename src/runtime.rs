@@ -132,6 +132,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_binary_names_its_package() {
+        let message = RuntimeError::Missing {
+            binary: "runc",
+            package: "runc",
+        }
+        .to_string();
+        assert!(message.contains("apt-get install runc"), "{message}");
+        assert!(require("surely-not-a-binary-skiff", "x").is_err());
+    }
+
+    #[test]
     fn endpoints_accept_unix_urls_and_paths() {
         assert_eq!(
             endpoint_path(Path::new("unix:///run/containerd/containerd.sock")),

@@ -200,3 +200,97 @@ pub fn qos_class(pod: &Pod) -> &'static str {
         (true, false) => "Burstable",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::*;
+
+    fn pod(restart: &str, resources: Option<ResourceRequirements>) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                restart_policy: Some(restart.to_string()),
+                containers: vec![Container {
+                    name: "main".to_string(),
+                    image: Some("busybox".to_string()),
+                    resources,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn exited(code: i32) -> Observed {
+        Observed {
+            sandbox_ready: true,
+            pod_ip: Some("10.42.0.5".to_string()),
+            containers: [(
+                "main".to_string(),
+                CriStatus {
+                    id: "abc".to_string(),
+                    state: EXITED,
+                    exit_code: code,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn exits_under_restart_policy_never_end_the_pod() {
+        let host: IpAddr = "192.0.2.1".parse().expect("ip");
+        let none = BTreeMap::new();
+        let failed = compute(&pod("Never", None), &exited(3), &none, host);
+        assert_eq!(failed.phase.as_deref(), Some("Failed"));
+        let succeeded = compute(&pod("Never", None), &exited(0), &none, host);
+        assert_eq!(succeeded.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(succeeded.pod_ip.as_deref(), Some("10.42.0.5"));
+    }
+
+    #[test]
+    fn a_container_that_cannot_start_says_why() {
+        let host: IpAddr = "192.0.2.1".parse().expect("ip");
+        let waiting = BTreeMap::from([(
+            "main".to_string(),
+            Waiting {
+                reason: "ErrImageNeverPull".to_string(),
+                message: "not present".to_string(),
+            },
+        )]);
+        let status = compute(&pod("Always", None), &Observed::default(), &waiting, host);
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        let state = status.container_statuses.expect("statuses")[0]
+            .state
+            .clone()
+            .expect("a state");
+        assert_eq!(
+            state.waiting.and_then(|w| w.reason).as_deref(),
+            Some("ErrImageNeverPull")
+        );
+    }
+
+    #[test]
+    fn qos_classes_follow_requests_and_limits() {
+        let q = |s: &str| Quantity(s.to_string());
+        let both = [
+            ("cpu".to_string(), q("1")),
+            ("memory".to_string(), q("1Gi")),
+        ];
+        assert_eq!(qos_class(&pod("Always", None)), "BestEffort");
+        let guaranteed = ResourceRequirements {
+            limits: Some(both.clone().into()),
+            ..Default::default()
+        };
+        assert_eq!(qos_class(&pod("Always", Some(guaranteed))), "Guaranteed");
+        let burstable = ResourceRequirements {
+            requests: Some([("cpu".to_string(), q("100m"))].into()),
+            ..Default::default()
+        };
+        assert_eq!(qos_class(&pod("Always", Some(burstable))), "Burstable");
+    }
+}
