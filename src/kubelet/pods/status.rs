@@ -121,12 +121,15 @@ pub fn compute(
         });
     }
     let total = spec.containers.len();
-    let never = spec.restart_policy.as_deref() == Some("Never");
-    let phase = if total > 0 && succeeded == total {
+    let restart = spec.restart_policy.as_deref().unwrap_or("Always");
+    let all_exited = total > 0 && succeeded + failed == total;
+    // Under Always (and OnFailure after a failure) exited containers are due
+    // a restart, so the pod is not over.
+    let phase = if all_exited && restart != "Always" && succeeded == total {
         "Succeeded"
-    } else if never && failed > 0 && succeeded + failed == total {
+    } else if all_exited && restart == "Never" {
         "Failed"
-    } else if running > 0 {
+    } else if running > 0 || all_exited {
         "Running"
     } else {
         "Pending"
@@ -250,6 +253,8 @@ mod tests {
         let succeeded = compute(&pod("Never", None), &exited(0), &none, host);
         assert_eq!(succeeded.phase.as_deref(), Some("Succeeded"));
         assert_eq!(succeeded.pod_ip.as_deref(), Some("10.42.0.5"));
+        let always = compute(&pod("Always", None), &exited(0), &none, host);
+        assert_eq!(always.phase.as_deref(), Some("Running"));
     }
 
     #[test]
