@@ -11,6 +11,17 @@ want() { # want COMMAND PACKAGE
 want protoc protobuf-compiler
 want sqlite3 sqlite3
 want ip iproute2
+# the node tests: real containerd, runc, CNI plugins and iptables, and the
+# tools scripts/build-images.sh builds the pause and busybox images with
+want containerd containerd
+want ctr containerd
+want runc runc
+[ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need="$need containernetworking-plugins"
+want iptables iptables
+want conntrack conntrack
+want gcc "gcc libc6-dev"
+[ -e /usr/include/stdio.h ] || need="$need libc6-dev"
+busybox --list 2>/dev/null | grep -qx httpd && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need="$need busybox-static"
 
 if [ -n "$need" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then

@@ -4,10 +4,15 @@
 //! and the controllers (and by default a node); `skiff agent` joins more
 //! nodes. See `docs/` and the README for how the parts fit together.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod kubelet;
+pub mod net;
+pub mod node_ipam;
 pub mod pki;
+pub mod runtime;
 pub mod server;
 pub mod store;

@@ -1,7 +1,8 @@
 //! `skiff server`: starts the control plane from a validated configuration.
 //!
 //! The order is: logging, PKI (CA, certificates, token, kubeconfig), the
-//! store, the API server, then the HTTPS listener. Any failure ends the
+//! store, the API server, node IPAM and (unless `--disable-agent`) the
+//! server's own node, then the HTTPS listener. Any failure ends the
 //! process with its message; SIGTERM or SIGINT shut it down gracefully.
 
 pub mod gate;
@@ -12,11 +13,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::agent::AgentConfig;
 use crate::api::{ApiConfig, ApiError, ApiServer};
-use crate::auth::AuthError;
 use crate::auth::authn::Authenticator;
 use crate::auth::token::ServerTokenAuthenticator;
 use crate::auth::x509::CertAuthenticator;
+use crate::auth::{AuthError, UserInfo};
 use crate::cli::server::ServerConfig;
 use crate::pki::{self, PkiError, PkiParams};
 use crate::store::{self, StoreError};
@@ -65,11 +67,6 @@ pub fn run(config: ServerConfig) -> ExitCode {
 async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let started = Instant::now();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "starting skiff server");
-    if !config.disable_agent {
-        tracing::warn!(
-            "the built-in node (agent) is not available in this skiff yet: running the control plane only; pass --disable-agent to say so explicitly"
-        );
-    }
 
     let pki = pki::ensure(&PkiParams {
         data_dir: config.data_dir.clone(),
@@ -107,6 +104,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
     let socket = listener::bind(addr).await?;
+    start_node_roles(&config, &api);
     tracing::info!(
         %addr,
         ready_ms = started.elapsed().as_millis() as u64,
@@ -115,6 +113,36 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
     tracing::info!("skiff server stopped");
     Ok(())
+}
+
+/// Starts node IPAM and, unless `--disable-agent`, this server's own node.
+fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
+    let ipam_client = crate::client::in_process(
+        api.router(),
+        UserInfo::component("system:kube-controller-manager"),
+    );
+    tokio::spawn(crate::node_ipam::run(ipam_client, config.cluster_cidr));
+    if config.disable_agent {
+        tracing::info!("--disable-agent: running the control plane only, without a node");
+        return;
+    }
+    let user = UserInfo::component(&format!("system:node:{}", config.node_name));
+    crate::agent::spawn(
+        crate::client::in_process(api.router(), user),
+        AgentConfig {
+            data_dir: config.data_dir.clone(),
+            node_name: config.node_name.clone(),
+            node_ip: config.advertise_address,
+            container_runtime_endpoint: config.container_runtime_endpoint.clone(),
+            cluster_cidr: config.cluster_cidr,
+            service_cidr: config.service_cidr,
+            control_plane: true,
+            version: crate::api::discovery::version()["gitVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        },
+    );
 }
 
 /// The addresses clients may use to reach this node: the advertise address

@@ -188,6 +188,9 @@ fn an_explicit_config_file_must_exist() {
 /// in its server URL; the process is stopped either way.
 fn kubeconfig_port(mut cmd: Command, expected: &Path, log: &Path) -> Option<u16> {
     let log_file = std::fs::File::create(log).expect("create log");
+    // These servers are killed at once; none may start a node (containerd
+    // would outlive them). A flag still wins over this variable.
+    cmd.env("SKIFF_DISABLE_AGENT", "true");
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -267,9 +270,11 @@ fn flag_beats_env_beats_file_beats_default() {
 }
 
 #[test]
-fn without_disable_agent_the_server_says_it_runs_the_control_plane_only() {
+fn without_disable_agent_a_node_that_cannot_start_leaves_the_api_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = skiff();
+    // A CRI socket that does not exist: the node fails at once, touching
+    // nothing on the host (no containerd, no network set-up).
     cmd.arg("server")
         .arg("--config")
         .arg(dir.path().join("config.yaml"))
@@ -278,12 +283,36 @@ fn without_disable_agent_the_server_says_it_runs_the_control_plane_only() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--write-kubeconfig")
-        .arg(dir.path().join("kubeconfig"));
+        .arg(dir.path().join("kubeconfig"))
+        .arg("--container-runtime-endpoint")
+        .arg(dir.path().join("no-such.sock"));
     std::fs::write(dir.path().join("config.yaml"), "").expect("write config");
     let log = dir.path().join("server.log");
-    assert!(kubeconfig_port(cmd, &dir.path().join("kubeconfig"), &log).is_some());
-    let log = std::fs::read_to_string(log).unwrap_or_default();
-    assert!(log.contains("control plane only"), "{log}");
+    let log_file = std::fs::File::create(&log).expect("create log");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start skiff server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("the node did not start") || matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let still_running = matches!(child.try_wait(), Ok(None));
+    kill(&mut child);
+    assert!(still_running, "the server kept running: {text}");
+    assert!(text.contains("is ready"), "{text}");
+    assert!(text.contains("the node did not start"), "{text}");
+    assert!(
+        text.contains("no-such.sock"),
+        "the error names the socket: {text}"
+    );
 }
 
 #[test]

@@ -87,6 +87,12 @@ pub struct ServerArgs {
     #[arg(long, env = "SKIFF_DISABLE_AGENT", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub disable_agent: Option<String>,
+    /// Name of this server's node [default: the hostname]
+    #[arg(long, env = "SKIFF_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
+    #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
+    pub container_runtime_endpoint: Option<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info]
     #[arg(long, env = "SKIFF_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -110,6 +116,8 @@ pub const FLAGS: &[&str] = &[
     "service-node-port-range",
     "datastore-endpoint",
     "disable-agent",
+    "node-name",
+    "container-runtime-endpoint",
     "log-level",
 ];
 
@@ -132,6 +140,8 @@ pub struct ServerConfig {
     pub service_node_port_range: (u16, u16),
     pub datastore_endpoint: Option<String>,
     pub disable_agent: bool,
+    pub node_name: String,
+    pub container_runtime_endpoint: Option<PathBuf>,
     pub log_level: String,
 }
 
@@ -247,6 +257,19 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     let endpoint = pick("datastore-endpoint", &args.datastore_endpoint, "");
     let datastore_endpoint = (!endpoint.value.is_empty()).then_some(endpoint.value);
     let disable_agent = checks::boolean(&pick("disable-agent", &args.disable_agent, "false"))?;
+    let node_name = pick("node-name", &args.node_name, "");
+    let node_name = if node_name.value.is_empty() {
+        super::host::hostname().to_ascii_lowercase()
+    } else {
+        checks::domain(&node_name)?
+    };
+    let endpoint = pick(
+        "container-runtime-endpoint",
+        &args.container_runtime_endpoint,
+        "",
+    );
+    let container_runtime_endpoint =
+        (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
     let log_level = checks::log_level(&pick("log-level", &args.log_level, "info"))?;
 
     checks::cidrs_apart(
@@ -277,6 +300,8 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         service_node_port_range,
         datastore_endpoint,
         disable_agent,
+        node_name,
+        container_runtime_endpoint,
         log_level,
     })
 }

@@ -1,0 +1,119 @@
+//! Translates a Pod and its containers into CRI sandbox and container
+//! configs: metadata and the labels that tie runtime objects to the pod,
+//! log paths, command, args, env and working directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ImageSpec, KeyValue, LinuxContainerConfig,
+    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+};
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::POD_UID_LABEL;
+
+/// Each container gets its own PID namespace (upstream's default).
+const NAMESPACE_MODE_CONTAINER: i32 = 1;
+
+fn pod_labels(pod: &Pod) -> HashMap<String, String> {
+    HashMap::from([
+        (
+            "io.kubernetes.pod.name".to_string(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            pod.metadata.namespace.clone().unwrap_or_default(),
+        ),
+        (
+            POD_UID_LABEL.to_string(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+        ),
+    ])
+}
+
+fn namespaces() -> NamespaceOption {
+    NamespaceOption {
+        pid: NAMESPACE_MODE_CONTAINER,
+        ..Default::default()
+    }
+}
+
+/// The sandbox config of `pod`; its logs go under `<agent_dir>/pod-logs/`.
+pub fn sandbox(pod: &Pod, agent_dir: &Path) -> PodSandboxConfig {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let log_directory = agent_dir
+        .join("pod-logs")
+        .join(format!("{namespace}_{name}_{uid}"));
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.clone(),
+            uid,
+            namespace,
+            attempt: 0,
+        }),
+        hostname: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.hostname.clone())
+            .unwrap_or(name),
+        log_directory: log_directory.display().to_string(),
+        labels: pod_labels(pod),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The container config of `container` in `pod`.
+pub fn container(pod: &Pod, container: &Container) -> ContainerConfig {
+    let mut labels = pod_labels(pod);
+    labels.insert(
+        "io.kubernetes.container.name".to_string(),
+        container.name.clone(),
+    );
+    let envs = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| {
+            e.value.as_ref().map(|value| KeyValue {
+                key: e.name.clone(),
+                value: value.clone(),
+            })
+        })
+        .collect();
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: container.name.clone(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: container.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        command: container.command.clone().unwrap_or_default(),
+        args: container.args.clone().unwrap_or_default(),
+        working_dir: container.working_dir.clone().unwrap_or_default(),
+        envs,
+        labels,
+        log_path: format!("{}/0.log", container.name),
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: Some(namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
