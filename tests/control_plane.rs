@@ -1,0 +1,305 @@
+//! The control plane end to end: `skiff server` (scheduler, ReplicaSet and
+//! Deployment controllers) with `skiff sim-nodes`, driven by stock kubectl.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SimNodes, TestServer, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn kubectl_ok(server: &TestServer, args: &[&str]) -> String {
+    let out = server.kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (name, node, phase) of the pods matching `selector`.
+fn pods(server: &TestServer, selector: &str) -> Vec<(String, String, String)> {
+    let out = kubectl_ok(
+        server,
+        &[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{"\n"}{end}"#,
+        ],
+    );
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let name = parts.next()?.to_string();
+            let (node, phase) = match (parts.next(), parts.next()) {
+                (Some(n), Some(p)) => (n.to_string(), p.to_string()),
+                (Some(p), None) => (String::new(), p.to_string()),
+                _ => (String::new(), String::new()),
+            };
+            Some((name, node, phase))
+        })
+        .collect()
+}
+
+fn wait_running(server: &TestServer, selector: &str, n: usize) -> Vec<(String, String, String)> {
+    eventually(
+        DEADLINE,
+        &format!("{n} running pods for {selector}"),
+        || {
+            let p = pods(server, selector);
+            (p.len() == n
+                && p.iter()
+                    .all(|(_, node, phase)| !node.is_empty() && phase == "Running"))
+            .then_some(p)
+        },
+    )
+}
+
+#[test]
+fn a_deployment_runs_spreads_and_scales_on_simulated_nodes() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    let running = wait_running(&server, "app=web", 3);
+    assert!(running.iter().all(|(name, _, _)| name.starts_with("web-")));
+
+    kubectl_ok(&server, &["scale", "deployment", "web", "--replicas=5"]);
+    let running = wait_running(&server, "app=web", 5);
+    let on_first = running
+        .iter()
+        .filter(|(_, node, _)| node == "sim-0")
+        .count();
+    assert!(
+        (1..5).contains(&on_first),
+        "pods should spread over both nodes: {running:?}"
+    );
+
+    let status = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(
+        status.contains(r#""deployment.kubernetes.io/revision":"1""#),
+        "{status}"
+    );
+    let out = server.kubectl(&["rollout", "status", "deployment/web", "--timeout=20s"]);
+    assert!(
+        out.status.success(),
+        "rollout status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unsatisfiable_pod_gets_a_failed_scheduling_event() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "nowhere",
+            "--image=busybox",
+            "--labels=app=nowhere",
+            r#"--overrides={"spec":{"nodeSelector":{"disk":"ssd"}}}"#,
+        ],
+    );
+    let message = eventually(DEADLINE, "a FailedScheduling event", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=FailedScheduling,involvedObject.name=nowhere",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+        );
+        (!out.trim().is_empty()).then_some(out)
+    });
+    assert!(
+        message.contains(
+            "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        pods(&server, "app=nowhere")[0].1,
+        "",
+        "the pod stays unbound"
+    );
+
+    // Once a node matches, the waiting pod is retried and bound.
+    kubectl_ok(&server, &["label", "node", "sim-1", "disk=ssd"]);
+    let running = wait_running(&server, "app=nowhere", 1);
+    assert_eq!(running[0].1, "sim-1");
+}
+
+#[test]
+fn a_tainted_node_gets_only_pods_that_tolerate_it() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "node",
+            "sim-0",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"taints":[{"key":"dedicated","value":"db","effect":"NoSchedule"}]}}"#,
+        ],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "plain",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    let running = wait_running(&server, "app=plain", 4);
+    assert!(
+        running.iter().all(|(_, node, _)| node == "sim-1"),
+        "{running:?}"
+    );
+
+    let tolerant = r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"sim-0"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"db","effect":"NoSchedule"}]}}"#;
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "db",
+            "--image=busybox",
+            "--labels=app=db",
+            &format!("--overrides={tolerant}"),
+        ],
+    );
+    let running = wait_running(&server, "app=db", 1);
+    assert_eq!(running[0].1, "sim-0");
+}
+
+#[test]
+fn a_rolling_update_keeps_the_minimum_available() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "roll",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    wait_running(&server, "app=roll", 4);
+    eventually(DEADLINE, "4 available", || {
+        let a = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "deployment",
+                "roll",
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ],
+        );
+        (a.trim() == "4").then_some(())
+    });
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "roll",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","image":"busybox:1.36"}]}}}}"#,
+        ],
+    );
+    // Default strategy with 4 replicas: maxSurge 1, maxUnavailable 1.
+    let mut samples = Vec::new();
+    eventually(DEADLINE, "the rollout to finish", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "deployment",
+                "roll",
+                "-o",
+                "jsonpath={.metadata.generation} {.status.observedGeneration} {.status.replicas} {.status.updatedReplicas} {.status.availableReplicas}",
+            ],
+        );
+        let v: Vec<i64> = out
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        samples.push(out.clone());
+        let [generation, observed, replicas, updated, available] = v[..] else {
+            return None;
+        };
+        assert!(available >= 3, "availability dropped below 3: {samples:?}");
+        assert!(
+            replicas <= 5,
+            "more than replicas + maxSurge pods: {samples:?}"
+        );
+        (observed >= generation && replicas == 4 && updated == 4 && available == 4).then_some(())
+    });
+    let running = wait_running(&server, "app=roll", 4);
+    let images = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=roll",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+    );
+    assert!(
+        images.split_whitespace().all(|i| i == "busybox:1.36"),
+        "{images} {running:?}"
+    );
+    let rs = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "rs",
+            "-l",
+            "app=roll",
+            "-o",
+            "jsonpath={.items[*].metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ],
+    );
+    let mut revisions: Vec<&str> = rs.split_whitespace().collect();
+    revisions.sort();
+    assert_eq!(revisions, ["1", "2"]);
+}
