@@ -109,6 +109,68 @@ fn a_deployment_runs_spreads_and_scales_on_simulated_nodes() {
         "rollout status: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Scaling down deletes pods; the simulated kubelet finalizes them.
+    kubectl_ok(&server, &["scale", "deployment", "web", "--replicas=2"]);
+    wait_running(&server, "app=web", 2);
+}
+
+#[test]
+fn simulated_nodes_renew_leases_and_finish_job_pods() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    let leases = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "leases",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.items[*].spec.holderIdentity}",
+        ],
+    );
+    assert_eq!(leases.trim(), "sim-0");
+    let ready = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "node",
+            "sim-0",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ],
+    );
+    assert_eq!(ready.trim(), "True");
+
+    // A pod owned by a Job (no Job controller yet: the owner is made up)
+    // runs, then succeeds.
+    let job_owned = r#"{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"once","uid":"3f6e0a52-6c1e-4a5e-9d7e-0f1d2c3b4a59","controller":true}]}}"#;
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "once",
+            "--image=busybox",
+            "--labels=app=once",
+            &format!("--overrides={job_owned}"),
+        ],
+    );
+    eventually(DEADLINE, "the job pod to succeed", || {
+        let p = pods(&server, "app=once");
+        (p.len() == 1 && p[0].2 == "Succeeded").then_some(())
+    });
+    let ip = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pod",
+            "once",
+            "-o",
+            "jsonpath={.status.podIP} {.status.hostIP}",
+        ],
+    );
+    assert_eq!(ip.trim(), "10.244.0.2 10.244.0.1");
 }
 
 #[test]
