@@ -13,7 +13,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -81,6 +81,15 @@ where
     /// The objects seen so far.
     pub fn store(&self) -> &Store<K> {
         &self.store
+    }
+
+    /// The object `namespace/name` (`namespace` empty for cluster-scoped kinds).
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        let mut key = ObjectRef::new_with(name, K::DynamicType::default());
+        if !namespace.is_empty() {
+            key = key.within(namespace);
+        }
+        self.store.get(&key)
     }
 
     /// A feed of changes from now on.

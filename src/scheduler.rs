@@ -214,10 +214,7 @@ impl Scheduler {
 
     async fn schedule(&self, key: &str) -> Result<(), ScheduleError> {
         let (namespace, name) = workqueue::split(key);
-        let pod = self.pods.store().state().into_iter().find(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace)
-                && p.metadata.name.as_deref() == Some(name)
-        });
+        let pod = self.pods.get(namespace, name);
         let Some(pod) = pod.filter(|p| is_pending_for_us(p)) else {
             return Ok(());
         };
@@ -246,9 +243,31 @@ impl Scheduler {
                 if !repeated {
                     tracing::info!(pod = %key, %message, "pod is unschedulable");
                     crate::events::failed_scheduling(&self.client, &pod, &message).await;
+                    self.mark_unschedulable(&pod, &message).await;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Sets the pod's PodScheduled condition to False/Unschedulable, as
+    /// upstream does, so `kubectl describe` and `kubectl wait` see why.
+    async fn mark_unschedulable(&self, pod: &Pod, message: &str) {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        let patch = serde_json::json!({"status": {"conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastTransitionTime": now.to_string(),
+        }]}});
+        let pods: kube::Api<Pod> = kube::Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::PatchParams::default();
+        if let Err(e) = pods
+            .patch_status(name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(pod = %name, error = %e, "setting PodScheduled=False failed");
         }
     }
 

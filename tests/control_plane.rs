@@ -213,6 +213,20 @@ fn an_unsatisfiable_pod_gets_a_failed_scheduling_event() {
         "the pod stays unbound"
     );
 
+    eventually(DEADLINE, "PodScheduled=False/Unschedulable", || {
+        let reason = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pod",
+                "nowhere",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="PodScheduled")].reason}"#,
+            ],
+        );
+        (reason.trim() == "Unschedulable").then_some(())
+    });
+
     // Once a node matches, the waiting pod is retried and bound.
     kubectl_ok(&server, &["label", "node", "sim-1", "disk=ssd"]);
     let running = wait_running(&server, "app=nowhere", 1);

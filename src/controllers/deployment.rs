@@ -120,10 +120,7 @@ impl Controller {
 
     async fn sync(&self, key: &str) -> Result<(), DeploymentError> {
         let (namespace, name) = workqueue::split(key);
-        let found = self.deployments.store().state().into_iter().find(|d| {
-            d.metadata.namespace.as_deref() == Some(namespace)
-                && d.metadata.name.as_deref() == Some(name)
-        });
+        let found = self.deployments.get(namespace, name);
         let Some(d) = found else { return Ok(()) };
         let (Some(spec), Some(uid)) = (d.spec.as_ref(), d.metadata.uid.as_deref()) else {
             return Ok(());

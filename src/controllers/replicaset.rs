@@ -178,10 +178,7 @@ impl Controller {
 
     async fn sync(&self, key: &str) -> Result<(), ReplicaSetError> {
         let (namespace, name) = workqueue::split(key);
-        let found = self.replicasets.store().state().into_iter().find(|rs| {
-            rs.metadata.namespace.as_deref() == Some(namespace)
-                && rs.metadata.name.as_deref() == Some(name)
-        });
+        let found = self.replicasets.get(namespace, name);
         let Some(rs) = found else {
             self.expectations.forget(key);
             return Ok(());
