@@ -379,3 +379,79 @@ fn a_rolling_update_keeps_the_minimum_available() {
     revisions.sort();
     assert_eq!(revisions, ["1", "2"]);
 }
+
+/// The sizes of the deployment's ReplicaSets, newest revision first.
+fn rs_sizes(server: &TestServer, selector: &str) -> Vec<(i64, i64)> {
+    let out = kubectl_ok(
+        server,
+        &[
+            "get",
+            "rs",
+            "-l",
+            selector,
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision} {.spec.replicas}{"\n"}{end}"#,
+        ],
+    );
+    let mut sizes: Vec<(i64, i64)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split_whitespace().map(|v| v.parse::<i64>().ok());
+            Some((p.next()??, p.next()??))
+        })
+        .collect();
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
+    sizes
+}
+
+#[test]
+fn scaling_during_a_stuck_rollout_is_proportional_and_the_rollout_then_finishes() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "grow",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    wait_running(&server, "app=grow", 4);
+    // The new template fits no node yet: the rollout stops once the new
+    // pods use up the surge and the unavailability budget (as upstream's).
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "grow",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}}"#,
+        ],
+    );
+    eventually(DEADLINE, "new 2 + old 3", || {
+        (rs_sizes(&server, "app=grow") == [(2, 2), (1, 3)]).then_some(())
+    });
+
+    // 8 replicas, surge 2: 10 in all, shared in proportion (new 2 → 4, old 3 → 6).
+    kubectl_ok(&server, &["scale", "deployment", "grow", "--replicas=8"]);
+    eventually(DEADLINE, "proportional sizes", || {
+        let sizes = rs_sizes(&server, "app=grow");
+        (sizes == [(2, 4), (1, 6)]).then_some(())
+    });
+
+    kubectl_ok(&server, &["label", "node", "sim-0", "disk=ssd"]);
+    eventually(DEADLINE, "the rollout to finish", || {
+        let sizes = rs_sizes(&server, "app=grow");
+        (sizes == [(2, 8), (1, 0)]).then_some(())
+    });
+    let running = wait_running(&server, "app=grow", 8);
+    assert!(
+        running.iter().all(|(_, node, _)| node == "sim-0"),
+        "{running:?}"
+    );
+}

@@ -24,8 +24,8 @@ use rollout::{Plan, RsState};
 const COMPONENT: &str = "deployment-controller";
 /// The annotation carrying a revision number.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
-const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
-const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
+pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 /// The label telling a ReplicaSet's pods apart by template.
 pub const HASH_LABEL: &str = "pod-template-hash";
 
@@ -193,6 +193,21 @@ impl Controller {
                 .map_err(DeploymentError::Deployment)?;
         }
 
+        let mut all_states = vec![RsState::of(&new_rs)];
+        all_states.extend(old_states.iter().copied());
+        if rollout::is_scaling_event(replicas, &all_states) {
+            let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let sizes = rollout::proportional(replicas, max_surge, status_replicas, &all_states);
+            let plan = Plan {
+                new_replicas: sizes[0],
+                old_replicas: sizes[1..].to_vec(),
+            };
+            self.apply(&rs_api, &d, &new_rs, &olds, &plan, replicas, max_surge)
+                .await?;
+            return self
+                .update_status(&d, Some(&new_rs), &owned, max_unavailable)
+                .await;
+        }
         if !paused {
             let plan = rollout::plan(
                 spec,
@@ -292,7 +307,9 @@ impl Controller {
         }
         for (rs, target) in targets {
             let current = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            if current == target {
+            let state = RsState::of(rs);
+            let active = current > 0 || target > 0;
+            if current == target && (!active || state.desired == Some(replicas)) {
                 continue;
             }
             let name = rs.metadata.name.clone().unwrap_or_default();
@@ -303,7 +320,9 @@ impl Controller {
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(DeploymentError::ReplicaSet)?;
-            self.scaled_event(d, &name, current, target).await;
+            if current != target {
+                self.scaled_event(d, &name, current, target).await;
+            }
         }
         Ok(())
     }

@@ -105,6 +105,11 @@ pub struct RsState {
     pub pods: i32,
     pub available: i32,
     pub created: i64,
+    /// The `desired-replicas` annotation: the Deployment size it was last
+    /// scaled for.
+    pub desired: Option<i32>,
+    /// The `max-replicas` annotation: that size plus the surge.
+    pub max_replicas: Option<i32>,
 }
 
 impl RsState {
@@ -121,8 +126,83 @@ impl RsState {
                 .as_ref()
                 .map(|t| t.0.as_second())
                 .unwrap_or(0),
+            desired: annotation(rs, super::DESIRED),
+            max_replicas: annotation(rs, super::MAX_REPLICAS),
         }
     }
+}
+
+fn annotation(rs: &ReplicaSet, name: &str) -> Option<i32> {
+    rs.metadata.annotations.as_ref()?.get(name)?.parse().ok()
+}
+
+/// Whether the Deployment was resized since its active ReplicaSets were
+/// last scaled (their `desired-replicas` annotation differs).
+pub fn is_scaling_event(replicas: i32, all: &[RsState]) -> bool {
+    all.iter()
+        .any(|rs| rs.spec > 0 && rs.desired != Some(replicas))
+}
+
+/// Upstream's proportional scaling for a resize during a rollout: every
+/// active ReplicaSet (index 0 is the new one) grows or shrinks in
+/// proportion to its size, within replicas + maxSurge; what rounding leaves
+/// goes to the largest (newest first when growing, oldest first when
+/// shrinking). With one active ReplicaSet, it alone takes the new size.
+pub fn proportional(replicas: i32, surge: i32, status_replicas: i32, all: &[RsState]) -> Vec<i32> {
+    let mut out: Vec<i32> = all.iter().map(|rs| rs.spec).collect();
+    let active: Vec<usize> = (0..all.len()).filter(|i| all[*i].spec > 0).collect();
+    if active.len() <= 1 {
+        let only = active.first().copied().unwrap_or(0);
+        if let Some(v) = out.get_mut(only) {
+            *v = replicas;
+        }
+        return out;
+    }
+    let total: i32 = active.iter().map(|i| all[*i].spec).sum();
+    let allowed = if replicas > 0 { replicas + surge } else { 0 };
+    let to_add = allowed - total;
+    if to_add == 0 {
+        return out;
+    }
+    let mut order = active.clone();
+    // Larger first; among equals newer first when growing, older when shrinking.
+    order.sort_by(|a, b| {
+        let (a, b) = (&all[*a], &all[*b]);
+        b.spec.cmp(&a.spec).then(if to_add > 0 {
+            b.created.cmp(&a.created)
+        } else {
+            a.created.cmp(&b.created)
+        })
+    });
+    let mut added = 0;
+    for &i in &order {
+        let rs = &all[i];
+        let left = to_add - added;
+        if left == 0 {
+            break;
+        }
+        let fraction = if replicas == 0 {
+            -rs.spec
+        } else {
+            let annotated = rs
+                .max_replicas
+                .filter(|m| *m > 0)
+                .unwrap_or(status_replicas.max(1));
+            let scaled = f64::from(rs.spec) * f64::from(replicas + surge) / f64::from(annotated);
+            scaled.round() as i32 - rs.spec
+        };
+        let step = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
+        out[i] += step;
+        added += step;
+    }
+    if let Some(&first) = order.first() {
+        out[first] = (out[first] + to_add - added).max(0);
+    }
+    out
 }
 
 /// The replicas to set this round: for the new ReplicaSet and each old one

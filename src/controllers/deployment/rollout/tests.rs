@@ -20,6 +20,7 @@ fn rs(spec: i32, available: i32, created: i64) -> RsState {
         pods: spec,
         available,
         created,
+        ..RsState::default()
     }
 }
 
@@ -93,8 +94,7 @@ fn recreate_scales_old_to_zero_before_starting_new() {
     let draining = RsState {
         spec: 0,
         pods: 2,
-        available: 0,
-        created: 0,
+        ..RsState::default()
     };
     assert_eq!(
         plan(&s, 3, 0, 0, &rs(0, 0, 10), &[draining]).new_replicas,
@@ -103,5 +103,34 @@ fn recreate_scales_old_to_zero_before_starting_new() {
     assert_eq!(
         plan(&s, 3, 0, 0, &rs(0, 0, 10), &[rs(0, 0, 0)]).new_replicas,
         3
+    );
+}
+
+#[test]
+fn a_resize_mid_rollout_is_shared_in_proportion() {
+    let sized = |spec: i32, created: i64| RsState {
+        spec,
+        pods: spec,
+        created,
+        desired: Some(4),
+        max_replicas: Some(5),
+        ..RsState::default()
+    };
+    // 4 replicas, surge 1: new has 2, old has 3 (5 in all). Scale to 8
+    // (surge 2): 10 allowed, 5 to add, shared 2:3 by size.
+    let all = [sized(2, 10), sized(3, 0)];
+    assert!(is_scaling_event(8, &all));
+    assert!(!is_scaling_event(4, &all));
+    let out = proportional(8, 2, 5, &all);
+    assert_eq!(out.iter().sum::<i32>(), 10);
+    assert_eq!(out, vec![4, 6]);
+    // Down to 2 (surge 1): 3 allowed.
+    let out = proportional(2, 1, 5, &all);
+    assert_eq!(out.iter().sum::<i32>(), 3);
+    assert!(out.iter().all(|n| *n >= 0));
+    // One active ReplicaSet takes the size alone.
+    assert_eq!(
+        proportional(7, 2, 4, &[sized(4, 10), sized(0, 0)]),
+        vec![7, 0]
     );
 }
