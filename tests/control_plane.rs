@@ -455,3 +455,50 @@ fn scaling_during_a_stuck_rollout_is_proportional_and_the_rollout_then_finishes(
         "{running:?}"
     );
 }
+
+#[test]
+fn a_rollout_that_stalls_past_its_deadline_says_so() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "stuck",
+            "--image=busybox",
+            "--replicas=2",
+        ],
+    );
+    wait_running(&server, "app=stuck", 2);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "stuck",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"progressDeadlineSeconds":2,"template":{"spec":{"nodeSelector":{"disk":"none"}}}}}"#,
+        ],
+    );
+    let out = server.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=25s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("exceeded its progress deadline"),
+        "{stderr}"
+    );
+    let reason = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "stuck",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Progressing")].reason}"#,
+        ],
+    );
+    assert_eq!(reason.trim(), "ProgressDeadlineExceeded");
+}

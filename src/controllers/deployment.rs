@@ -371,6 +371,14 @@ impl Controller {
     ) -> Result<(), DeploymentError> {
         let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let status = rollout::status(d, new_rs, all, desired, max_unavailable);
+        if let Some(limit) = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds)
+            && new_rs.is_some()
+            && !rollout::is_settled(&status)
+        {
+            // Look again when the deadline may have passed.
+            let delay = std::time::Duration::from_secs(u64::try_from(limit).unwrap_or(0) + 1);
+            self.queue.add_after(key_of(&d.metadata), delay);
+        }
         if rollout::same_status(d.status.as_ref(), &status) {
             return Ok(());
         }

@@ -380,13 +380,7 @@ pub fn status(
                 old,
             )
         } else {
-            condition(
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                format!("ReplicaSet \"{name}\" is progressing."),
-                old,
-            )
+            progressing(d, &name, old, (replicas, updated, ready, available))
         });
     }
     DeploymentStatus {
@@ -400,6 +394,71 @@ pub fn status(
         collision_count: old.and_then(|s| s.collision_count),
         terminating_replicas: None,
     }
+}
+
+/// The Progressing condition of an unfinished rollout: ReplicaSetUpdated,
+/// its update time moved on whenever the counts move, or
+/// ProgressDeadlineExceeded once they have not moved for
+/// `progressDeadlineSeconds`.
+fn progressing(
+    d: &Deployment,
+    name: &str,
+    old: Option<&DeploymentStatus>,
+    counts: (i32, i32, i32, i32),
+) -> DeploymentCondition {
+    let progressed = old.is_none_or(|o| {
+        (
+            o.replicas.unwrap_or(0),
+            o.updated_replicas.unwrap_or(0),
+            o.ready_replicas.unwrap_or(0),
+            o.available_replicas.unwrap_or(0),
+        ) != counts
+    });
+    let previous = old
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Progressing"));
+    let reason = previous.and_then(|p| p.reason.as_deref());
+    let deadline = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds);
+    let stalled_for = previous
+        .filter(|_| !progressed && reason == Some("ReplicaSetUpdated"))
+        .and_then(|p| p.last_update_time.as_ref())
+        .map(|t| Timestamp::now().as_second() - t.0.as_second());
+    let timed_out = (!progressed && reason == Some("ProgressDeadlineExceeded"))
+        || matches!((deadline, stalled_for), (Some(limit), Some(s)) if s > i64::from(limit));
+    if timed_out {
+        return condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            format!("ReplicaSet \"{name}\" has timed out progressing."),
+            old,
+        );
+    }
+    let mut c = condition(
+        "Progressing",
+        "True",
+        "ReplicaSetUpdated",
+        format!("ReplicaSet \"{name}\" is progressing."),
+        old,
+    );
+    if progressed {
+        c.last_update_time = c.last_transition_time.clone().max(Some(Time(
+            Timestamp::from_second(Timestamp::now().as_second())
+                .unwrap_or_else(|_| Timestamp::now()),
+        )));
+    }
+    c
+}
+
+/// Whether a status says the rollout is over (or has given up).
+pub fn is_settled(status: &DeploymentStatus) -> bool {
+    status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing"
+            && matches!(
+                c.reason.as_deref(),
+                Some("NewReplicaSetAvailable" | "ProgressDeadlineExceeded")
+            )
+    })
 }
 
 /// Whether two statuses agree on everything but timestamps.
