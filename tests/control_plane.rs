@@ -502,3 +502,72 @@ fn a_rollout_that_stalls_past_its_deadline_says_so() {
     );
     assert_eq!(reason.trim(), "ProgressDeadlineExceeded");
 }
+
+#[test]
+fn a_recreate_rollout_stops_old_pods_before_starting_new_ones() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "redo",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "redo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#,
+        ],
+    );
+    let strategy = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "redo",
+            "-o",
+            "jsonpath={.spec.strategy.type}",
+        ],
+    );
+    assert_eq!(strategy.trim(), "Recreate");
+    wait_running(&server, "app=redo", 3);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "redo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","image":"busybox:1.36"}]}}}}"#,
+        ],
+    );
+    eventually(DEADLINE, "the recreate rollout to finish", || {
+        let images = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=redo",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}",
+            ],
+        );
+        let kinds: std::collections::BTreeSet<&str> = images.lines().collect();
+        assert!(kinds.len() <= 1, "old and new pods at once: {images}");
+        (images.lines().count() == 3 && kinds.contains("busybox:1.36")).then_some(())
+    });
+    wait_running(&server, "app=redo", 3);
+}
