@@ -10,6 +10,7 @@
 pub mod config_file;
 pub mod host;
 pub mod server;
+pub mod sim_nodes;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane: API server, store, scheduler and controllers.
     Server(Box<server::ServerArgs>),
+    /// Simulate nodes for testing the control plane (no containers run).
+    SimNodes(sim_nodes::SimNodesArgs),
     /// Print the version of this skiff binary.
     Version,
 }

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             println!("{}", skiff::cli::version_text());
             ExitCode::SUCCESS
         }
+        Command::SimNodes(args) => skiff::sim_nodes::run(args),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

@@ -1,7 +1,8 @@
 //! `skiff server`: starts the control plane from a validated configuration.
 //!
 //! The order is: logging, PKI (CA, certificates, token, kubeconfig), the
-//! store, the API server, node IPAM and (unless `--disable-agent`) the
+//! store, the API server, node IPAM, the scheduler and controllers
+//! (in-process clients of the API) and (unless `--disable-agent`) the
 //! server's own node, then the HTTPS listener. Any failure ends the
 //! process with its message; SIGTERM or SIGINT shut it down gracefully.
 
@@ -96,6 +97,8 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         },
     )
     .await?;
+
+    crate::controllers::start(api.router());
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator =

@@ -24,7 +24,7 @@ mod disruption;
 mod endpoints;
 mod event;
 mod ingress;
-mod labelselector;
+pub mod labelselector;
 mod namespace;
 mod networkpolicy;
 mod node;

@@ -263,3 +263,63 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// A running `skiff sim-nodes` against a [`TestServer`]; killed and reaped
+/// on drop.
+pub struct SimNodes {
+    child: Child,
+}
+
+impl SimNodes {
+    /// Starts `count` simulated nodes (`sim-0`, `sim-1`, ...) and waits until
+    /// they are all registered.
+    pub fn start(server: &TestServer, count: u16) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(server.dir.path().join("sim-nodes.log"))
+            .expect("open the sim-nodes log");
+        let child = skiff()
+            .arg("sim-nodes")
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .arg(format!("--count={count}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start skiff sim-nodes");
+        let sim = SimNodes { child };
+        let names = (0..count).map(|i| format!("sim-{i}")).collect::<Vec<_>>();
+        eventually(READY_TIMEOUT, "simulated nodes registered", || {
+            let out = server.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            names
+                .iter()
+                .all(|n| text.split_whitespace().any(|t| t == n))
+                .then_some(())
+        });
+        sim
+    }
+}
+
+impl Drop for SimNodes {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics naming
+/// `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

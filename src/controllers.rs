@@ -1,0 +1,94 @@
+//! The in-process controllers and scheduler of `skiff server`: they share one
+//! informer per kind and act through the API as their own users, in
+//! upstream's style: `system:kube-scheduler` for the scheduler and one
+//! service account per controller
+//! (`system:serviceaccount:kube-system:<name>-controller`), as
+//! kube-controller-manager does with `--use-service-account-credentials`.
+
+pub mod deployment;
+pub mod expectations;
+pub mod replicaset;
+
+use std::sync::Arc;
+
+use axum::Router;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Api;
+
+use crate::auth::UserInfo;
+use crate::client::in_process;
+use crate::informer::Informer;
+
+/// The user a controller acts as.
+fn controller_user(name: &str) -> UserInfo {
+    UserInfo::component(&format!(
+        "system:serviceaccount:kube-system:{name}-controller"
+    ))
+}
+
+/// Starts the scheduler and the controllers against `router`.
+pub fn start(router: Router) {
+    let informers_client = in_process(
+        router.clone(),
+        UserInfo::component("system:kube-controller-manager"),
+    );
+    let pods = Informer::start(Api::<Pod>::all(informers_client.clone()));
+    let nodes = Informer::start(Api::<Node>::all(informers_client.clone()));
+    let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));
+    let deployments = Informer::start(Api::<Deployment>::all(informers_client));
+
+    crate::scheduler::start(
+        in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
+        pods.clone(),
+        nodes,
+    );
+    replicaset::start(
+        in_process(router.clone(), controller_user("replicaset")),
+        replicasets.clone(),
+        pods,
+    );
+    deployment::start(
+        in_process(router, controller_user("deployment")),
+        deployments,
+        replicasets,
+    );
+    tracing::info!("scheduler and controllers started");
+}
+
+/// The controlling owner reference of an object, if any.
+pub fn controller_of(refs: Option<&Vec<OwnerReference>>) -> Option<&OwnerReference> {
+    refs?.iter().find(|r| r.controller == Some(true))
+}
+
+/// A controller owner reference to `owner` (blockOwnerDeletion set).
+pub fn owner_reference(api_version: &str, kind: &str, name: &str, uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: name.into(),
+        uid: uid.into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Shared informer handle type.
+pub type Shared<K> = Arc<Informer<K>>;
+
+/// Whether a label selector selects these labels (an empty selector selects
+/// nothing, as for workload controllers).
+pub fn selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let Ok(sel) = serde_json::to_value(selector) else {
+        return false;
+    };
+    if crate::api::kinds::labelselector::is_empty(&sel) {
+        return false;
+    }
+    let labels = labels.and_then(|l| serde_json::to_value(l).ok());
+    crate::api::kinds::labelselector::matches(&sel, labels.as_ref())
+}

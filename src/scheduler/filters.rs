@@ -1,0 +1,266 @@
+//! The scheduler's filters: pure functions saying whether a pod fits a node
+//! and, if not, why, in upstream's words (the reasons a `FailedScheduling`
+//! event counts per node).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Taint, Toleration};
+
+use super::resources::Resources;
+
+/// Why a node cannot take a pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unfit {
+    Unschedulable,
+    Taint { key: String, value: String },
+    Affinity,
+    Ports,
+    Insufficient(&'static str),
+    TooManyPods,
+}
+
+impl Unfit {
+    /// Upstream's reason text.
+    pub fn reason(&self) -> String {
+        match self {
+            Unfit::Unschedulable => "node(s) were unschedulable".into(),
+            Unfit::Taint { key, value } => {
+                format!("node(s) had untolerated taint {{{key}: {value}}}")
+            }
+            Unfit::Affinity => "node(s) didn't match Pod's node affinity/selector".into(),
+            Unfit::Ports => "node(s) didn't have free ports for the requested pod ports".into(),
+            Unfit::Insufficient(r) => format!("Insufficient {r}"),
+            Unfit::TooManyPods => "Too many pods".into(),
+        }
+    }
+
+    /// Whether evicting lower-priority pods could help (resource shortage).
+    pub fn preemption_may_help(&self) -> bool {
+        matches!(
+            self,
+            Unfit::Ports | Unfit::Insufficient(_) | Unfit::TooManyPods
+        )
+    }
+}
+
+/// What is already on a node.
+#[derive(Debug, Default, Clone)]
+pub struct NodeUsage {
+    pub requested: Resources,
+    /// The requests with upstream's non-zero defaults, for scoring.
+    pub non_zero: Resources,
+    pub pods: i128,
+    pub host_ports: Vec<(String, String, i32)>,
+}
+
+/// Runs every filter in upstream's order; the reasons the node is unfit.
+pub fn check(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
+    if node_unschedulable(pod, node) {
+        return vec![Unfit::Unschedulable];
+    }
+    if let Some(t) = untolerated_taint(pod, &effective_taints(node)) {
+        return vec![Unfit::Taint {
+            key: t.key.clone(),
+            value: t.value.clone().unwrap_or_default(),
+        }];
+    }
+    if !matches_node_affinity(pod, node) {
+        return vec![Unfit::Affinity];
+    }
+    if port_conflict(pod, usage) {
+        return vec![Unfit::Ports];
+    }
+    fits_resources(pod, node, usage)
+}
+
+fn node_unschedulable(pod: &Pod, node: &Node) -> bool {
+    let cordoned = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    cordoned
+        && !tolerations(pod).iter().any(|t| {
+            tolerates(
+                t,
+                &Taint {
+                    key: "node.kubernetes.io/unschedulable".into(),
+                    effect: "NoSchedule".into(),
+                    ..Default::default()
+                },
+            )
+        })
+}
+
+/// The node's taints, plus `node.kubernetes.io/not-ready:NoSchedule` when its
+/// Ready condition is not True (what upstream's node lifecycle controller adds).
+pub fn effective_taints(node: &Node) -> Vec<Taint> {
+    let mut taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    if !ready {
+        taints.push(Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        });
+    }
+    taints
+}
+
+fn tolerations(pod: &Pod) -> &[Toleration] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or(&[])
+}
+
+/// The first NoSchedule/NoExecute taint no toleration of the pod tolerates.
+pub fn untolerated_taint<'a>(pod: &Pod, taints: &'a [Taint]) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|t| !tolerations(pod).iter().any(|tol| tolerates(tol, t)))
+}
+
+/// Upstream's `Toleration.ToleratesTaint`.
+pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
+    if let Some(effect) = tol.effect.as_deref().filter(|e| !e.is_empty())
+        && effect != taint.effect
+    {
+        return false;
+    }
+    if let Some(key) = tol.key.as_deref().filter(|k| !k.is_empty())
+        && key != taint.key
+    {
+        return false;
+    }
+    match tol.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "Equal" | "" => tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => false,
+    }
+}
+
+/// nodeSelector and required node affinity.
+pub fn matches_node_affinity(pod: &Pod, node: &Node) -> bool {
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
+    if let Some(selector) = &spec.node_selector
+        && !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    let Some(required) = required else {
+        return true;
+    };
+    // Terms are ORed; a term's expressions and fields are ANDed.
+    required.node_selector_terms.iter().any(|term| {
+        let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
+        let fields = term.match_fields.as_deref().unwrap_or(&[]);
+        if exprs.is_empty() && fields.is_empty() {
+            return false;
+        }
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let node_fields = BTreeMap::from([("metadata.name".to_string(), name)]);
+        exprs.iter().all(|e| requirement_matches(e, labels))
+            && fields.iter().all(|e| requirement_matches(e, &node_fields))
+    })
+}
+
+/// One `NodeSelectorRequirement` against a label map.
+pub fn requirement_matches(
+    req: &NodeSelectorRequirement,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let values = req.values.as_deref().unwrap_or(&[]);
+    let value = labels.get(&req.key);
+    match req.operator.as_str() {
+        "In" => value.is_some_and(|v| values.contains(v)),
+        "NotIn" => value.is_none_or(|v| !values.contains(v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), [bound]) = (value, values) else {
+                return false;
+            };
+            let (Ok(v), Ok(bound)) = (v.parse::<i64>(), bound.parse::<i64>()) else {
+                return false;
+            };
+            if req.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The (hostIP, protocol, hostPort) triples a pod asks for.
+pub fn host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
+    pod.spec
+        .iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|p| *p > 0)?;
+            let ip = p
+                .host_ip
+                .clone()
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            Some((ip, p.protocol.clone().unwrap_or_else(|| "TCP".into()), port))
+        })
+        .collect()
+}
+
+fn port_conflict(pod: &Pod, usage: &NodeUsage) -> bool {
+    host_ports(pod).iter().any(|(ip, proto, port)| {
+        usage.host_ports.iter().any(|(uip, uproto, uport)| {
+            port == uport && proto == uproto && (ip == uip || ip == "0.0.0.0" || uip == "0.0.0.0")
+        })
+    })
+}
+
+fn fits_resources(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
+    let alloc = Resources::allocatable(node);
+    let want = Resources::requests(pod);
+    let mut unfit = Vec::new();
+    if usage.pods + 1 > alloc.pods {
+        unfit.push(Unfit::TooManyPods);
+    }
+    if want.cpu_milli > 0 && usage.requested.cpu_milli + want.cpu_milli > alloc.cpu_milli {
+        unfit.push(Unfit::Insufficient("cpu"));
+    }
+    if want.memory > 0 && usage.requested.memory + want.memory > alloc.memory {
+        unfit.push(Unfit::Insufficient("memory"));
+    }
+    unfit
+}
+
+#[cfg(test)]
+mod tests;

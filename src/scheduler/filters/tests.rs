@@ -1,0 +1,214 @@
+//! Filter tests over hand-built pods and nodes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde_json::json;
+
+use super::*;
+use crate::scheduler::{fit_error, pick_node};
+
+fn node(name: &str, extra: serde_json::Value) -> Node {
+    let mut n = json!({
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "zone": "a", "rank": "5"}},
+        "spec": {},
+        "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "3"},
+                   "conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    merge(&mut n, extra);
+    serde_json::from_value(n).expect("node")
+}
+
+fn pod(extra: serde_json::Value) -> Pod {
+    let mut p = json!({
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    });
+    merge(&mut p, extra);
+    serde_json::from_value(p).expect("pod")
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    json_patch::merge(a, &b);
+}
+
+fn requests(cpu: &str, memory: &str) -> serde_json::Value {
+    json!({"spec": {"containers": [{"name": "c", "image": "busybox",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}})
+}
+
+#[test]
+fn resources_must_fit_what_is_left() {
+    let n = node("n", json!({}));
+    let used = NodeUsage {
+        requested: Resources {
+            cpu_milli: 1500,
+            memory: 1 << 30,
+            pods: 1,
+        },
+        pods: 1,
+        ..NodeUsage::default()
+    };
+    assert!(check(&pod(requests("500m", "1Gi")), &n, &used).is_empty());
+    assert_eq!(
+        check(&pod(requests("600m", "1Gi")), &n, &used),
+        vec![Unfit::Insufficient("cpu")]
+    );
+    assert_eq!(
+        check(&pod(requests("1", "4Gi")), &n, &used),
+        vec![Unfit::Insufficient("cpu"), Unfit::Insufficient("memory")]
+    );
+    let full = NodeUsage {
+        pods: 3,
+        ..NodeUsage::default()
+    };
+    assert_eq!(check(&pod(json!({})), &n, &full), vec![Unfit::TooManyPods]);
+}
+
+#[test]
+fn node_selector_and_affinity_operators() {
+    let n = node("n", json!({}));
+    let none = NodeUsage::default();
+    assert!(
+        check(
+            &pod(json!({"spec": {"nodeSelector": {"zone": "a"}}})),
+            &n,
+            &none
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check(
+            &pod(json!({"spec": {"nodeSelector": {"zone": "b"}}})),
+            &n,
+            &none
+        ),
+        vec![Unfit::Affinity]
+    );
+    let affinity = |op: &str, values: serde_json::Value, key: &str| {
+        pod(
+            json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": op, "values": values}]}]}}}}}),
+        )
+    };
+    let fits = |p: Pod| check(&p, &n, &none).is_empty();
+    assert!(fits(affinity("In", json!(["a", "b"]), "zone")));
+    assert!(!fits(affinity("NotIn", json!(["a"]), "zone")));
+    assert!(fits(affinity("NotIn", json!(["a"]), "missing")));
+    assert!(fits(affinity("Exists", json!(null), "zone")));
+    assert!(!fits(affinity("DoesNotExist", json!(null), "zone")));
+    assert!(fits(affinity("Gt", json!(["4"]), "rank")));
+    assert!(!fits(affinity("Lt", json!(["5"]), "rank")));
+}
+
+#[test]
+fn taints_need_tolerations_and_not_ready_nodes_are_tainted() {
+    let tainted = node(
+        "n",
+        json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}}),
+    );
+    let none = NodeUsage::default();
+    assert_eq!(
+        check(&pod(json!({})), &tainted, &none),
+        vec![Unfit::Taint {
+            key: "dedicated".into(),
+            value: "db".into()
+        }]
+    );
+    let tolerant = pod(
+        json!({"spec": {"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db"}]}}),
+    );
+    assert!(check(&tolerant, &tainted, &none).is_empty());
+    let exists = pod(json!({"spec": {"tolerations": [{"operator": "Exists"}]}}));
+    assert!(check(&exists, &tainted, &none).is_empty());
+    let prefer = node(
+        "n",
+        json!({"spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}}),
+    );
+    assert!(check(&pod(json!({})), &prefer, &none).is_empty());
+    let not_ready = node(
+        "n",
+        json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+    );
+    assert_eq!(
+        check(&pod(json!({})), &not_ready, &none),
+        vec![Unfit::Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: String::new()
+        }]
+    );
+    let cordoned = node("n", json!({"spec": {"unschedulable": true}}));
+    assert_eq!(
+        check(&pod(json!({})), &cordoned, &none),
+        vec![Unfit::Unschedulable]
+    );
+}
+
+#[test]
+fn host_ports_conflict() {
+    let n = node("n", json!({}));
+    let with_port = pod(
+        json!({"spec": {"containers": [{"name": "c", "image": "b", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}),
+    );
+    let used = NodeUsage {
+        host_ports: host_ports(&with_port),
+        ..NodeUsage::default()
+    };
+    assert_eq!(check(&with_port, &n, &used), vec![Unfit::Ports]);
+    assert!(check(&pod(json!({})), &n, &used).is_empty());
+}
+
+#[test]
+fn the_fit_error_counts_reasons_as_upstream() {
+    let nodes: Vec<Arc<Node>> = vec![
+        Arc::new(node(
+            "a",
+            json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}}),
+        )),
+        Arc::new(node(
+            "b",
+            json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoExecute"}]}}),
+        )),
+        Arc::new(node("c", json!({}))),
+    ];
+    let p = pod(requests("3", "1Gi"));
+    let message = pick_node(&p, &nodes, &HashMap::new()).expect_err("nothing fits");
+    assert_eq!(
+        message,
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {k: v}. \
+         preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
+         2 Preemption is not helpful for scheduling."
+    );
+    assert_eq!(
+        fit_error(0, &p, &[], &HashMap::new()),
+        "no nodes available to schedule pods"
+    );
+}
+
+#[test]
+fn the_emptier_node_wins() {
+    let nodes: Vec<Arc<Node>> = vec![
+        Arc::new(node("a", json!({}))),
+        Arc::new(node("b", json!({}))),
+    ];
+    let busy = NodeUsage {
+        requested: Resources {
+            cpu_milli: 1000,
+            memory: 1 << 30,
+            pods: 1,
+        },
+        non_zero: Resources {
+            cpu_milli: 1000,
+            memory: 1 << 30,
+            pods: 1,
+        },
+        pods: 1,
+        host_ports: vec![],
+    };
+    let usage = HashMap::from([("a".to_string(), busy)]);
+    assert_eq!(
+        pick_node(&pod(json!({})), &nodes, &usage),
+        Ok("b".to_string())
+    );
+}

@@ -1,0 +1,573 @@
+//! The control plane end to end: `skiff server` (scheduler, ReplicaSet and
+//! Deployment controllers) with `skiff sim-nodes`, driven by stock kubectl.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SimNodes, TestServer, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn kubectl_ok(server: &TestServer, args: &[&str]) -> String {
+    let out = server.kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (name, node, phase) of the pods matching `selector`.
+fn pods(server: &TestServer, selector: &str) -> Vec<(String, String, String)> {
+    let out = kubectl_ok(
+        server,
+        &[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{"\n"}{end}"#,
+        ],
+    );
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let name = parts.next()?.to_string();
+            let (node, phase) = match (parts.next(), parts.next()) {
+                (Some(n), Some(p)) => (n.to_string(), p.to_string()),
+                (Some(p), None) => (String::new(), p.to_string()),
+                _ => (String::new(), String::new()),
+            };
+            Some((name, node, phase))
+        })
+        .collect()
+}
+
+fn wait_running(server: &TestServer, selector: &str, n: usize) -> Vec<(String, String, String)> {
+    eventually(
+        DEADLINE,
+        &format!("{n} running pods for {selector}"),
+        || {
+            let p = pods(server, selector);
+            (p.len() == n
+                && p.iter()
+                    .all(|(_, node, phase)| !node.is_empty() && phase == "Running"))
+            .then_some(p)
+        },
+    )
+}
+
+#[test]
+fn a_deployment_runs_spreads_and_scales_on_simulated_nodes() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    let running = wait_running(&server, "app=web", 3);
+    assert!(running.iter().all(|(name, _, _)| name.starts_with("web-")));
+
+    kubectl_ok(&server, &["scale", "deployment", "web", "--replicas=5"]);
+    let running = wait_running(&server, "app=web", 5);
+    let on_first = running
+        .iter()
+        .filter(|(_, node, _)| node == "sim-0")
+        .count();
+    assert!(
+        (1..5).contains(&on_first),
+        "pods should spread over both nodes: {running:?}"
+    );
+
+    let status = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(
+        status.contains(r#""deployment.kubernetes.io/revision":"1""#),
+        "{status}"
+    );
+    let out = server.kubectl(&["rollout", "status", "deployment/web", "--timeout=20s"]);
+    assert!(
+        out.status.success(),
+        "rollout status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Scaling down deletes pods; the simulated kubelet finalizes them.
+    kubectl_ok(&server, &["scale", "deployment", "web", "--replicas=2"]);
+    wait_running(&server, "app=web", 2);
+}
+
+#[test]
+fn simulated_nodes_renew_leases_and_finish_job_pods() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    let leases = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "leases",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.items[*].spec.holderIdentity}",
+        ],
+    );
+    assert_eq!(leases.trim(), "sim-0");
+    let ready = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "node",
+            "sim-0",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ],
+    );
+    assert_eq!(ready.trim(), "True");
+
+    // A pod owned by a Job (no Job controller yet: the owner is made up)
+    // runs, then succeeds.
+    let job_owned = r#"{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"once","uid":"3f6e0a52-6c1e-4a5e-9d7e-0f1d2c3b4a59","controller":true}]}}"#;
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "once",
+            "--image=busybox",
+            "--labels=app=once",
+            &format!("--overrides={job_owned}"),
+        ],
+    );
+    eventually(DEADLINE, "the job pod to succeed", || {
+        let p = pods(&server, "app=once");
+        (p.len() == 1 && p[0].2 == "Succeeded").then_some(())
+    });
+    let ip = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pod",
+            "once",
+            "-o",
+            "jsonpath={.status.podIP} {.status.hostIP}",
+        ],
+    );
+    assert_eq!(ip.trim(), "10.244.0.2 10.244.0.1");
+}
+
+#[test]
+fn an_unsatisfiable_pod_gets_a_failed_scheduling_event() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "nowhere",
+            "--image=busybox",
+            "--labels=app=nowhere",
+            r#"--overrides={"spec":{"nodeSelector":{"disk":"ssd"}}}"#,
+        ],
+    );
+    let message = eventually(DEADLINE, "a FailedScheduling event", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=FailedScheduling,involvedObject.name=nowhere",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+        );
+        (!out.trim().is_empty()).then_some(out)
+    });
+    assert!(
+        message.contains(
+            "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        pods(&server, "app=nowhere")[0].1,
+        "",
+        "the pod stays unbound"
+    );
+
+    eventually(DEADLINE, "PodScheduled=False/Unschedulable", || {
+        let reason = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pod",
+                "nowhere",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="PodScheduled")].reason}"#,
+            ],
+        );
+        (reason.trim() == "Unschedulable").then_some(())
+    });
+
+    // Once a node matches, the waiting pod is retried and bound.
+    kubectl_ok(&server, &["label", "node", "sim-1", "disk=ssd"]);
+    let running = wait_running(&server, "app=nowhere", 1);
+    assert_eq!(running[0].1, "sim-1");
+}
+
+#[test]
+fn a_tainted_node_gets_only_pods_that_tolerate_it() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "node",
+            "sim-0",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"taints":[{"key":"dedicated","value":"db","effect":"NoSchedule"}]}}"#,
+        ],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "plain",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    let running = wait_running(&server, "app=plain", 4);
+    assert!(
+        running.iter().all(|(_, node, _)| node == "sim-1"),
+        "{running:?}"
+    );
+
+    let tolerant = r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"sim-0"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"db","effect":"NoSchedule"}]}}"#;
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "db",
+            "--image=busybox",
+            "--labels=app=db",
+            &format!("--overrides={tolerant}"),
+        ],
+    );
+    let running = wait_running(&server, "app=db", 1);
+    assert_eq!(running[0].1, "sim-0");
+}
+
+#[test]
+fn a_rolling_update_keeps_the_minimum_available() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "roll",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    wait_running(&server, "app=roll", 4);
+    eventually(DEADLINE, "4 available", || {
+        let a = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "deployment",
+                "roll",
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ],
+        );
+        (a.trim() == "4").then_some(())
+    });
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "roll",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","image":"busybox:1.36"}]}}}}"#,
+        ],
+    );
+    // Default strategy with 4 replicas: maxSurge 1, maxUnavailable 1.
+    let mut samples = Vec::new();
+    eventually(DEADLINE, "the rollout to finish", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "deployment",
+                "roll",
+                "-o",
+                "jsonpath={.metadata.generation} {.status.observedGeneration} {.status.replicas} {.status.updatedReplicas} {.status.availableReplicas}",
+            ],
+        );
+        let v: Vec<i64> = out
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        samples.push(out.clone());
+        let [generation, observed, replicas, updated, available] = v[..] else {
+            return None;
+        };
+        assert!(available >= 3, "availability dropped below 3: {samples:?}");
+        assert!(
+            replicas <= 5,
+            "more than replicas + maxSurge pods: {samples:?}"
+        );
+        (observed >= generation && replicas == 4 && updated == 4 && available == 4).then_some(())
+    });
+    let running = wait_running(&server, "app=roll", 4);
+    let images = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=roll",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+    );
+    assert!(
+        images.split_whitespace().all(|i| i == "busybox:1.36"),
+        "{images} {running:?}"
+    );
+    let rs = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "rs",
+            "-l",
+            "app=roll",
+            "-o",
+            "jsonpath={.items[*].metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ],
+    );
+    let mut revisions: Vec<&str> = rs.split_whitespace().collect();
+    revisions.sort();
+    assert_eq!(revisions, ["1", "2"]);
+}
+
+/// The sizes of the deployment's ReplicaSets, newest revision first.
+fn rs_sizes(server: &TestServer, selector: &str) -> Vec<(i64, i64)> {
+    let out = kubectl_ok(
+        server,
+        &[
+            "get",
+            "rs",
+            "-l",
+            selector,
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision} {.spec.replicas}{"\n"}{end}"#,
+        ],
+    );
+    let mut sizes: Vec<(i64, i64)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split_whitespace().map(|v| v.parse::<i64>().ok());
+            Some((p.next()??, p.next()??))
+        })
+        .collect();
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
+    sizes
+}
+
+#[test]
+fn scaling_during_a_stuck_rollout_is_proportional_and_the_rollout_then_finishes() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "grow",
+            "--image=busybox",
+            "--replicas=4",
+        ],
+    );
+    wait_running(&server, "app=grow", 4);
+    // The new template fits no node yet: the rollout stops once the new
+    // pods use up the surge and the unavailability budget (as upstream's).
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "grow",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}}"#,
+        ],
+    );
+    eventually(DEADLINE, "new 2 + old 3", || {
+        (rs_sizes(&server, "app=grow") == [(2, 2), (1, 3)]).then_some(())
+    });
+
+    // 8 replicas, surge 2: 10 in all, shared in proportion (new 2 → 4, old 3 → 6).
+    kubectl_ok(&server, &["scale", "deployment", "grow", "--replicas=8"]);
+    eventually(DEADLINE, "proportional sizes", || {
+        let sizes = rs_sizes(&server, "app=grow");
+        (sizes == [(2, 4), (1, 6)]).then_some(())
+    });
+
+    kubectl_ok(&server, &["label", "node", "sim-0", "disk=ssd"]);
+    eventually(DEADLINE, "the rollout to finish", || {
+        let sizes = rs_sizes(&server, "app=grow");
+        (sizes == [(2, 8), (1, 0)]).then_some(())
+    });
+    let running = wait_running(&server, "app=grow", 8);
+    assert!(
+        running.iter().all(|(_, node, _)| node == "sim-0"),
+        "{running:?}"
+    );
+}
+
+#[test]
+fn a_rollout_that_stalls_past_its_deadline_says_so() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "stuck",
+            "--image=busybox",
+            "--replicas=2",
+        ],
+    );
+    wait_running(&server, "app=stuck", 2);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "stuck",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"progressDeadlineSeconds":2,"template":{"spec":{"nodeSelector":{"disk":"none"}}}}}"#,
+        ],
+    );
+    let out = server.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=25s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("exceeded its progress deadline"),
+        "{stderr}"
+    );
+    let reason = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "stuck",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Progressing")].reason}"#,
+        ],
+    );
+    assert_eq!(reason.trim(), "ProgressDeadlineExceeded");
+}
+
+#[test]
+fn a_recreate_rollout_stops_old_pods_before_starting_new_ones() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 2);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "redo",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "redo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#,
+        ],
+    );
+    let strategy = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "redo",
+            "-o",
+            "jsonpath={.spec.strategy.type}",
+        ],
+    );
+    assert_eq!(strategy.trim(), "Recreate");
+    wait_running(&server, "app=redo", 3);
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "deployment",
+            "redo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","image":"busybox:1.36"}]}}}}"#,
+        ],
+    );
+    eventually(DEADLINE, "the recreate rollout to finish", || {
+        let images = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=redo",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}",
+            ],
+        );
+        let kinds: std::collections::BTreeSet<&str> = images.lines().collect();
+        assert!(kinds.len() <= 1, "old and new pods at once: {images}");
+        (images.lines().count() == 3 && kinds.contains("busybox:1.36")).then_some(())
+    });
+    wait_running(&server, "app=redo", 3);
+}
