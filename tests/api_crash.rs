@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ use common::TestServer;
 const WRITERS: usize = 4;
 /// Bound on the creates of one writer, so the loop ends even if the kill does not come.
 const MAX_CREATES_PER_WRITER: usize = 400;
+/// Acknowledged creates to wait for before the kill can come.
+const MIN_ACKNOWLEDGED: usize = 8;
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
     Command::new("kubectl")
@@ -34,7 +36,12 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
 
 /// Creates ConfigMaps `crash-<writer>-<n>` until told to stop; returns the
 /// acknowledged ones with their resourceVersions.
-fn writer(kubeconfig: PathBuf, id: usize, stop: Arc<AtomicBool>) -> Vec<(String, u64)> {
+fn writer(
+    kubeconfig: PathBuf,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) -> Vec<(String, u64)> {
     let mut acknowledged = Vec::new();
     for n in 0..MAX_CREATES_PER_WRITER {
         if stop.load(Ordering::Relaxed) {
@@ -58,6 +65,7 @@ fn writer(kubeconfig: PathBuf, id: usize, stop: Arc<AtomicBool>) -> Vec<(String,
                 .parse::<u64>()
                 .expect("a created object has a numeric resourceVersion");
             acknowledged.push((name, rv));
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
     acknowledged
@@ -88,24 +96,34 @@ fn acknowledged_creates_survive_kill_9_and_watches_resume() {
     let mut server = TestServer::start();
     let stop = Arc::new(AtomicBool::new(false));
     let results = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
 
     let handles: Vec<_> = (0..WRITERS)
         .map(|id| {
-            let (kubeconfig, stop, results) =
-                (server.kubeconfig.clone(), stop.clone(), results.clone());
+            let (kubeconfig, stop, results, count) = (
+                server.kubeconfig.clone(),
+                stop.clone(),
+                results.clone(),
+                count.clone(),
+            );
             std::thread::spawn(move || {
-                let acknowledged = writer(kubeconfig, id, stop);
+                let acknowledged = writer(kubeconfig, id, stop, count);
                 results.lock().expect("results lock").extend(acknowledged);
             })
         })
         .collect();
 
-    // Kill at a moment that depends on the clock, once some creates are in.
-    let wait = Duration::from_millis(1500 + u64::from(std::process::id() % 7) * 300);
-    let started = Instant::now();
-    while started.elapsed() < wait {
-        std::thread::sleep(Duration::from_millis(50));
+    // Once some creates are acknowledged (kubectl's first call against a new
+    // server does discovery, which takes a while on a busy machine), kill at
+    // a moment that varies from run to run, while creates are in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < MIN_ACKNOWLEDGED && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::thread::sleep(Duration::from_millis(u64::from(nanos % 1500)));
     server.kill_hard();
     stop.store(true, Ordering::Relaxed);
     for handle in handles {
@@ -113,7 +131,7 @@ fn acknowledged_creates_survive_kill_9_and_watches_resume() {
     }
     let acknowledged = std::mem::take(&mut *results.lock().expect("results lock"));
     assert!(
-        acknowledged.len() >= 5,
+        acknowledged.len() >= MIN_ACKNOWLEDGED,
         "too few creates were acknowledged before the kill ({}); log:\n{}",
         acknowledged.len(),
         server.log()
