@@ -170,16 +170,12 @@ impl Scheduler {
     }
 
     async fn work(self: Arc<Self>) {
-        loop {
-            let key = self.queue.next().await;
-            match self.schedule(&key).await {
-                Ok(()) => self.queue.forget(&key),
-                Err(e) => {
-                    tracing::info!(pod = %key, error = %e, "scheduling failed; will retry");
-                    self.queue.retry(key);
-                }
-            }
-        }
+        self.queue
+            .process("pod", |key| {
+                let scheduler = self.clone();
+                async move { scheduler.schedule(&key).await }
+            })
+            .await;
     }
 
     /// What every node already runs: bound, non-terminal pods plus assumed ones.

@@ -82,6 +82,28 @@ impl WorkQueue {
         }
     }
 
+    /// Runs `sync` on every key the queue hands out, one at a time, forever:
+    /// a key whose sync succeeds has its failures forgotten, one whose sync
+    /// fails comes back after the queue's backoff. `what` names the objects
+    /// in the log ("deployment", "pod", ...).
+    pub async fn process<F, Fut, E>(&self, what: &'static str, mut sync: F)
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        loop {
+            let key = self.next().await;
+            match sync(key.clone()).await {
+                Ok(()) => self.forget(&key),
+                Err(e) => {
+                    tracing::info!(what, %key, error = %e, "sync failed; will retry");
+                    self.retry(key);
+                }
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain collections behind,
         // still consistent enough to keep serving.
@@ -128,5 +150,41 @@ mod tests {
         assert_eq!(q.next().await, "a/x");
         assert_eq!(q.next().await, "a/y");
         assert!(q.lock().queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_is_retried_and_a_success_forgotten() {
+        let q = std::sync::Arc::new(WorkQueue::new());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        q.add("a/x".into());
+        let worker = q.clone();
+        let task = tokio::spawn(async move {
+            let mut calls = 0;
+            worker
+                .process("thing", |key| {
+                    calls += 1;
+                    let (tx, attempt) = (tx.clone(), calls);
+                    async move {
+                        let _ = tx.send((key, attempt));
+                        if attempt == 1 {
+                            Err("first try fails")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                })
+                .await;
+        });
+        let within = Duration::from_secs(5);
+        let first = tokio::time::timeout(within, rx.recv()).await;
+        assert_eq!(first.ok().flatten(), Some(("a/x".to_string(), 1)));
+        let second = tokio::time::timeout(within, rx.recv()).await;
+        assert_eq!(second.ok().flatten(), Some(("a/x".to_string(), 2)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            q.lock().failures.is_empty(),
+            "a success forgets the failures"
+        );
+        task.abort();
     }
 }

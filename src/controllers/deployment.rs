@@ -57,16 +57,13 @@ pub fn start(client: Client, deployments: Shared<Deployment>, replicasets: Share
     });
     tokio::spawn(c.clone().watch());
     tokio::spawn(async move {
-        loop {
-            let key = c.queue.next().await;
-            match c.sync(&key).await {
-                Ok(()) => c.queue.forget(&key),
-                Err(e) => {
-                    tracing::info!(deployment = %key, error = %e, "sync failed; will retry");
-                    c.queue.retry(key);
-                }
-            }
-        }
+        let worker = c.clone();
+        c.queue
+            .process("deployment", |key| {
+                let c = worker.clone();
+                async move { c.sync(&key).await }
+            })
+            .await;
     });
 }
 

@@ -55,16 +55,13 @@ pub fn start(client: Client, replicasets: Shared<ReplicaSet>, pods: Shared<Pod>)
     tokio::spawn(c.clone().watch_replicasets());
     tokio::spawn(c.clone().watch_pods());
     tokio::spawn(async move {
-        loop {
-            let key = c.queue.next().await;
-            match c.sync(&key).await {
-                Ok(()) => c.queue.forget(&key),
-                Err(e) => {
-                    tracing::info!(replicaset = %key, error = %e, "sync failed; will retry");
-                    c.queue.retry(key);
-                }
-            }
-        }
+        let worker = c.clone();
+        c.queue
+            .process("replicaset", |key| {
+                let c = worker.clone();
+                async move { c.sync(&key).await }
+            })
+            .await;
     });
 }
 
