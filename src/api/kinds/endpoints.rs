@@ -10,7 +10,7 @@ use super::container::{invalid_each_int, validate_protocol};
 use super::validation::{
     arr_at, default_field, dns1123_label, dns1123_subdomain, duplicate, each_obj_mut, immutable,
     int_at, invalid, invalid_each, not_supported, parse_ip, port_number, qualified_name, required,
-    required_because, str_at, too_many, validate_meta,
+    required_because, service_port_name, str_at, too_many, validate_meta,
 };
 use super::{Cause, Strategy};
 
@@ -205,20 +205,7 @@ impl Strategy for EndpointsStrategy {
             let mut names = HashSet::new();
             for (j, p) in ports.iter().enumerate() {
                 let pp = format!("{sp}.ports[{j}]");
-                match str_at(p, "name").unwrap_or("") {
-                    "" if ports.len() > 1 => errs.push(required(&format!("{pp}.name"))),
-                    "" => {}
-                    name => {
-                        errs.extend(invalid_each(
-                            &format!("{pp}.name"),
-                            name,
-                            dns1123_label(name),
-                        ));
-                        if !names.insert(name.to_string()) {
-                            errs.push(duplicate(&format!("{pp}.name"), name));
-                        }
-                    }
-                }
+                service_port_name(p, &pp, ports.len(), &mut names, &mut errs);
                 let n = int_at(p, "port").unwrap_or(0);
                 errs.extend(invalid_each_int(&format!("{pp}.port"), n, port_number(n)));
                 validate_protocol(p, &format!("{pp}.protocol"), &mut errs);

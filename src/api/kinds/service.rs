@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::container::{invalid_each_int, validate_protocol};
 use super::validation::{
-    arr_at, cidr, default_field, dns1123_label, dns1123_subdomain, duplicate, forbidden, int_at,
-    invalid, invalid_each, invalid_shown, ip_address, not_supported, obj_entry, parse_ip,
-    port_name, port_number, required, str_at, validate_labels, validate_meta,
+    arr_at, cidr, default_field, dns1123_subdomain, duplicate, forbidden, int_at, invalid,
+    invalid_each, invalid_shown, ip_address, not_supported, obj_entry, parse_ip, port_name,
+    port_number, required, service_port_name, str_at, validate_labels, validate_meta,
 };
 use super::{Cause, Strategy};
 
@@ -459,20 +459,7 @@ fn validate_ports(ports: &[Value], ty: &str, errs: &mut Vec<Cause>) {
     let mut seen = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let pp = format!("spec.ports[{i}]");
-        match str_at(p, "name").unwrap_or("") {
-            "" if ports.len() > 1 => errs.push(required(&format!("{pp}.name"))),
-            "" => {}
-            name => {
-                errs.extend(invalid_each(
-                    &format!("{pp}.name"),
-                    name,
-                    dns1123_label(name),
-                ));
-                if !names.insert(name.to_string()) {
-                    errs.push(duplicate(&format!("{pp}.name"), name));
-                }
-            }
-        }
+        service_port_name(p, &pp, ports.len(), &mut names, errs);
         let port = int_at(p, "port").unwrap_or(0);
         errs.extend(invalid_each_int(
             &format!("{pp}.port"),

@@ -161,6 +161,29 @@ pub fn invalid_each(field: &str, value: &str, messages: Vec<String>) -> Vec<Caus
 
 // ---- JSON access that never panics -----------------------------------------
 
+/// Checks the `name` of port `p` at `path` in a list of `count` ports (Services,
+/// Endpoints): required once there is more than one port, a DNS-1123 label,
+/// and unique among the names already in `seen`.
+pub fn service_port_name(
+    p: &Value,
+    path: &str,
+    count: usize,
+    seen: &mut std::collections::HashSet<String>,
+    errs: &mut Vec<Cause>,
+) {
+    let field = format!("{path}.name");
+    match str_at(p, "name").unwrap_or("") {
+        "" if count > 1 => errs.push(required(&field)),
+        "" => {}
+        name => {
+            errs.extend(invalid_each(&field, name, dns1123_label(name)));
+            if !seen.insert(name.to_string()) {
+                errs.push(duplicate(&field, name));
+            }
+        }
+    }
+}
+
 /// The string at `key` of an object, if it is one.
 pub fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
