@@ -23,6 +23,7 @@ pub mod request;
 pub mod response;
 #[cfg(test)]
 mod router_tests;
+pub mod schema;
 pub mod selectors;
 pub mod status;
 pub mod watch_cache;

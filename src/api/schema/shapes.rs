@@ -1,0 +1,291 @@
+//! How lists and maps of built-in types merge: upstream's
+//! `x-kubernetes-list-type` / `x-kubernetes-list-map-keys` /
+//! `x-kubernetes-map-type` markers, which the schemas k8s-openapi generates
+//! leave out. Lists not named here are atomic, maps of strings granular.
+//!
+//! The rows were taken from k8s-openapi's generated merge strategies (which
+//! follow upstream's markers) for the groups skiff serves, with the keys of
+//! multi-key lists restored from upstream's OpenAPI.
+
+/// How one list or map field merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `x-kubernetes-list-type: map` with these keys.
+    Map(&'static [&'static str]),
+    /// `x-kubernetes-list-type: set`.
+    Set,
+    /// `x-kubernetes-map-type: atomic`.
+    AtomicMap,
+}
+
+/// (definition, property, shape).
+pub static SHAPES: &[(&str, &str, Shape)] = &[
+    (
+        "io.k8s.api.apps.v1.DaemonSetStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.batch.v1.JobStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
+        "values",
+        Shape::Set,
+    ),
+    (
+        "io.k8s.api.batch.v1.UncountedTerminatedPods",
+        "failed",
+        Shape::Set,
+    ),
+    (
+        "io.k8s.api.batch.v1.UncountedTerminatedPods",
+        "succeeded",
+        Shape::Set,
+    ),
+    (
+        "io.k8s.api.core.v1.ComponentStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    ("io.k8s.api.core.v1.Container", "env", Shape::Map(&["name"])),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        Shape::Map(&["containerPort", "protocol"]),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        Shape::Map(&["devicePath"]),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        Shape::Map(&["mountPath"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "allocatedResourcesStatus",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "volumeMounts",
+        Shape::Map(&["mountPath"]),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "env",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        Shape::Map(&["containerPort", "protocol"]),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        Shape::Map(&["devicePath"]),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        Shape::Map(&["mountPath"]),
+    ),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", Shape::Set),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "addresses",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "containers",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "hostAliases",
+        Shape::Map(&["ip"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "imagePullSecrets",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "initContainers",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "nodeSelector",
+        Shape::AtomicMap,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "resourceClaims",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "schedulingGates",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        Shape::Map(&["topologyKey", "whenUnsatisfiable"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "volumes",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "hostIPs",
+        Shape::Map(&["ip"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "podIPs",
+        Shape::Map(&["ip"]),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "resourceClaimStatuses",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ReplicationControllerSpec",
+        "selector",
+        Shape::AtomicMap,
+    ),
+    (
+        "io.k8s.api.core.v1.ReplicationControllerStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceRequirements",
+        "claims",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceStatus",
+        "resources",
+        Shape::Map(&["resourceId"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceAccount",
+        "secrets",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        Shape::Map(&["port", "protocol"]),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "selector",
+        Shape::AtomicMap,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    ("io.k8s.api.discovery.v1.Endpoint", "addresses", Shape::Set),
+    (
+        "io.k8s.api.networking.v1.ServiceCIDRStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.api.storage.v1.CSIDriverSpec",
+        "volumeLifecycleModes",
+        Shape::Set,
+    ),
+    (
+        "io.k8s.api.storage.v1.CSINodeSpec",
+        "drivers",
+        Shape::Map(&["name"]),
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
+        "conditions",
+        Shape::Map(&["type"]),
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+        "x-kubernetes-validations",
+        Shape::Map(&["rule"]),
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        Shape::Set,
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        Shape::Map(&["uid"]),
+    ),
+];
