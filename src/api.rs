@@ -7,6 +7,7 @@
 //! [`kinds::Strategy`] on every write and answer failures as `v1 Status`
 //! objects ([`status`]).
 
+pub mod admission;
 pub mod bootstrap;
 pub mod convert;
 pub mod discovery;
@@ -101,6 +102,7 @@ impl ApiServer {
             metrics: metrics::Metrics::default(),
         });
         bootstrap::run(&core).await?;
+        admission::quota::start(Arc::clone(&core));
         if let Some(namespaces) = registry::lookup("", "v1", "namespaces") {
             let list = core
                 .store

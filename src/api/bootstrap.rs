@@ -49,6 +49,15 @@ pub async fn run(core: &Core) -> Result<(), ApiStatus> {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
         ensure(core, "", "namespaces", None, obj).await?;
     }
+    for (name, value) in crate::api::kinds::scheduling::SYSTEM_CLASSES {
+        let description = if name == "system-node-critical" {
+            "Used for system critical pods that must not be moved from their current node."
+        } else {
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."
+        };
+        let obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}, "value": value, "description": description});
+        ensure(core, "scheduling.k8s.io", "priorityclasses", None, obj).await?;
+    }
     let config = &core.config;
     let cluster_ip = kubernetes_service_ip(config).to_string();
     let family = if config.service_cidr.addr().is_ipv4() {

@@ -33,7 +33,7 @@ mod podspec;
 pub mod quantity;
 mod quota;
 mod rbac;
-mod scheduling;
+pub mod scheduling;
 mod service;
 mod statefulset;
 mod storage;

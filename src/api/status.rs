@@ -131,11 +131,14 @@ impl ApiStatus {
     }
 
     pub fn forbidden(kind: &KindInfo, name: &str, why: &str) -> Self {
-        let mut s = Self::new(
-            403,
-            "Forbidden",
-            format!("{} \"{name}\" is forbidden: {why}", qualified(kind)),
-        );
+        // Upstream leaves the name out when there is none (a generateName
+        // create refused by admission).
+        let message = if name.is_empty() {
+            format!("{} is forbidden: {why}", qualified(kind))
+        } else {
+            format!("{} \"{name}\" is forbidden: {why}", qualified(kind))
+        };
+        let mut s = Self::new(403, "Forbidden", message);
         s.details = Some(details(kind, name));
         s
     }

@@ -149,6 +149,7 @@ pub async fn create_object(
         }
     }
     strategy.default(&mut obj);
+    crate::api::admission::mutate_create(core, kind, &mut obj)?;
     strategy.prepare_for_create(&mut obj);
     let generate = meta_str(&obj, "generateName")
         .filter(|g| !g.is_empty())
@@ -168,6 +169,7 @@ pub async fn create_object(
         let mut causes = object::validate_name(kind, &name);
         causes.extend(strategy.validate_create(&obj));
         invalid_if_any(kind, &name, causes)?;
+        crate::api::admission::validate_create(core, kind, &obj, dry_run).await?;
         if dry_run {
             return Ok(obj);
         }

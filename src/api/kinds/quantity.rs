@@ -190,6 +190,14 @@ impl Quantity {
         }
     }
 
+    /// A whole number, such as an object count.
+    pub fn count(n: i128) -> Quantity {
+        Quantity {
+            nanos: n.saturating_mul(NANO),
+            format: Format::DecimalSi,
+        }
+    }
+
     /// The value in nano-units.
     pub fn nanos(&self) -> i128 {
         self.nanos
@@ -210,6 +218,23 @@ impl Quantity {
     /// Whether the value is below zero.
     pub fn is_negative(&self) -> bool {
         self.nanos < 0
+    }
+}
+
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+
+    /// The sum, in the notation of the first non-zero operand.
+    fn add(self, other: Quantity) -> Quantity {
+        let format = if self.nanos == 0 {
+            other.format
+        } else {
+            self.format
+        };
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use super::{Cause, Strategy};
 /// The highest priority a user-defined class may have.
 pub const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;
 /// Upstream's system classes and their values.
-const SYSTEM_CLASSES: [(&str, i64); 2] = [
+pub const SYSTEM_CLASSES: [(&str, i64); 2] = [
     ("system-node-critical", 2_000_001_000),
     ("system-cluster-critical", 2_000_000_000),
 ];
