@@ -77,6 +77,44 @@ async fn openapi_document(
     }
 }
 
+/// A read-only view of the API server's watch caches, for in-process
+/// controllers that follow every kind (the garbage collector): the same
+/// objects an informer would hold, without a second copy.
+#[derive(Clone)]
+pub struct Caches {
+    core: Arc<Core>,
+}
+
+impl Caches {
+    /// The kinds with a cache of their own (one row per storage prefix;
+    /// objects are in that row's version).
+    pub fn kinds(&self) -> Vec<&'static registry::KindInfo> {
+        let mut seen = std::collections::BTreeSet::new();
+        registry::KINDS
+            .iter()
+            .map(convert::storage_row)
+            .filter(|k| seen.insert(k.storage))
+            .collect()
+    }
+
+    /// Every object of `kind` and the cache's revision.
+    pub fn list(&self, kind: &registry::KindInfo) -> Vec<Arc<serde_json::Value>> {
+        match self.core.cache(kind) {
+            Ok(cache) => cache.list(&kind.prefix(None)).0,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The changes to `kind` from now on.
+    pub fn subscribe(
+        &self,
+        kind: &registry::KindInfo,
+    ) -> Option<tokio::sync::broadcast::Receiver<Arc<watch_cache::CachedEvent>>> {
+        let cache = self.core.cache(kind).ok()?;
+        cache.subscribe(Some(cache.revision())).ok().map(|s| s.live)
+    }
+}
+
 /// A running API server: its caches, and the router that serves it.
 pub struct ApiServer {
     core: Arc<Core>,
@@ -116,6 +154,13 @@ impl ApiServer {
             }
         }
         Ok(ApiServer { core })
+    }
+
+    /// A view of the watch caches for in-process controllers.
+    pub fn caches(&self) -> Caches {
+        Caches {
+            core: Arc::clone(&self.core),
+        }
     }
 
     /// The router serving every API path. It reads the

@@ -7,6 +7,7 @@
 
 pub mod deployment;
 pub mod expectations;
+pub mod garbagecollector;
 pub mod replicaset;
 
 use std::sync::Arc;

@@ -99,6 +99,13 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     .await?;
 
     crate::controllers::start(api.router());
+    crate::controllers::garbagecollector::start(
+        crate::client::in_process(
+            api.router(),
+            UserInfo::component("system:serviceaccount:kube-system:generic-garbage-collector"),
+        ),
+        api.caches(),
+    );
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator =

@@ -235,7 +235,11 @@ fn api_resources_lists_every_kind_with_short_names() {
 
 #[test]
 fn a_watch_sees_another_clients_changes() {
+    use std::io::BufRead;
     let server = TestServer::start();
+    // A sentinel object shows when the watch is up, however slow the
+    // machine is.
+    ok(&server, &["create", "configmap", "sentinel"]);
     let mut watch = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
@@ -246,7 +250,29 @@ fn a_watch_sees_another_clients_changes() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start kubectl get -w");
-    std::thread::sleep(Duration::from_secs(2));
+    let stdout = watch.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let next_line = |seen: &mut Vec<String>| -> Option<String> {
+        let line = rx.recv_timeout(Duration::from_secs(30)).ok()?;
+        seen.push(line.clone());
+        Some(line)
+    };
+    while let Some(line) = next_line(&mut seen) {
+        if line.contains("sentinel") {
+            break;
+        }
+    }
     let file = manifest(&server, "cm.yaml", CONFIGMAP);
     ok(
         &server,
@@ -254,16 +280,20 @@ fn a_watch_sees_another_clients_changes() {
     );
     ok(&server, &["label", "cm", "settings", "seen=yes"]);
     ok(&server, &["delete", "cm", "settings"]);
-    std::thread::sleep(Duration::from_secs(2));
+    let mut events = Vec::new();
+    while let Some(line) = next_line(&mut seen) {
+        let mut words = line.split_whitespace();
+        let (event, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if name == "settings" {
+            events.push(event.to_string());
+            if event == "DELETED" {
+                break;
+            }
+        }
+    }
     let _ = watch.kill();
-    let out = watch.wait_with_output().expect("kubectl get -w output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("settings"))
-        .map(|l| l.split_whitespace().next().unwrap_or(""))
-        .collect();
-    assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{stdout}");
+    let _ = watch.wait();
+    assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{seen:?}");
 }
 
 #[test]

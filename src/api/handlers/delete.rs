@@ -30,6 +30,63 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// What happens to the object's dependents.
+    pub propagation: Propagation,
+}
+
+/// `propagationPolicy` (or the legacy `orphanDependents`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Nothing said: the object's own `orphan` / `foregroundDeletion`
+    /// finalizers decide, else dependents are deleted in the background.
+    #[default]
+    Unset,
+    /// Delete the object now; the garbage collector deletes dependents.
+    Background,
+    /// Keep the object (finalizer `foregroundDeletion`) until the
+    /// dependents that block its deletion are gone.
+    Foreground,
+    /// Keep the object (finalizer `orphan`) until its dependents no longer
+    /// point at it.
+    Orphan,
+}
+
+/// The finalizer that asks the garbage collector to orphan dependents.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+/// The finalizer that asks the garbage collector to delete dependents first.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+impl Propagation {
+    /// The finalizers an object being deleted carries after this policy,
+    /// as upstream's `deletionFinalizersForGarbageCollection`.
+    pub fn finalizers(self, current: &[String]) -> Vec<String> {
+        let (orphan, foreground) = match self {
+            Propagation::Orphan => (true, false),
+            Propagation::Foreground => (false, true),
+            Propagation::Background => (false, false),
+            Propagation::Unset => (
+                current.iter().any(|f| f == ORPHAN_FINALIZER),
+                current.iter().any(|f| f == FOREGROUND_FINALIZER),
+            ),
+        };
+        let mut out: Vec<String> = current
+            .iter()
+            .filter(|f| {
+                (f.as_str() != ORPHAN_FINALIZER || orphan)
+                    && (f.as_str() != FOREGROUND_FINALIZER || foreground)
+            })
+            .cloned()
+            .collect();
+        for (wanted, name) in [
+            (orphan, ORPHAN_FINALIZER),
+            (foreground, FOREGROUND_FINALIZER),
+        ] {
+            if wanted && !out.iter().any(|f| f == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
 }
 
 impl DeleteOptions {
@@ -52,8 +109,38 @@ impl DeleteOptions {
             || body["dryRun"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|v| v == "All"));
+        let orphan = body["orphanDependents"].as_bool();
+        let policy = match ctx.query.get("propagationPolicy") {
+            Some(p) => Some(p.to_string()),
+            None => body["propagationPolicy"].as_str().map(String::from),
+        };
+        let propagation = match (orphan, policy.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(ApiStatus::new(
+                    422,
+                    "Invalid",
+                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"\": orphanDependents and deletionPropagation cannot be both set",
+                ));
+            }
+            (Some(true), None) => Propagation::Orphan,
+            (Some(false), None) => Propagation::Background,
+            (None, None) => Propagation::Unset,
+            (None, Some("Orphan")) => Propagation::Orphan,
+            (None, Some("Background")) => Propagation::Background,
+            (None, Some("Foreground")) => Propagation::Foreground,
+            (None, Some(other)) => {
+                return Err(ApiStatus::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                ));
+            }
+        };
         Ok(DeleteOptions {
             grace_period: grace,
+            propagation,
             uid: body["preconditions"]["uid"].as_str().map(String::from),
             resource_version: body["preconditions"]["resourceVersion"]
                 .as_str()
@@ -148,6 +235,7 @@ pub async fn delete_one(
             ));
         }
         let already_marked = meta_str(&current, "deletionTimestamp").is_some();
+        let gc_finalizers = opts.propagation.finalizers(&object::finalizers(&current));
         let mut marked = current.clone();
         let pending = if is_namespace {
             meta_mut(&mut marked)
@@ -164,13 +252,12 @@ pub async fn delete_one(
                 object::set_path(&mut marked, &["spec", "finalizers"], json!(f));
             }
             true
-        } else if !object::finalizers(&current).is_empty() {
-            meta_mut(&mut marked)
-                .entry("deletionTimestamp")
+        } else if !gc_finalizers.is_empty() {
+            let meta = meta_mut(&mut marked);
+            meta.entry("deletionTimestamp")
                 .or_insert_with(|| json!(object::now()));
-            meta_mut(&mut marked)
-                .entry("deletionGracePeriodSeconds")
-                .or_insert(json!(0));
+            meta.entry("deletionGracePeriodSeconds").or_insert(json!(0));
+            meta.insert("finalizers".into(), json!(gc_finalizers));
             true
         } else if kind.kind == "Pod" && graceful_pod(&current, opts) {
             let grace = opts
@@ -291,4 +378,36 @@ pub async fn delete_collection(
         "items": deleted,
     });
     Ok(json(StatusCode::OK, &list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fins(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn propagation_sets_the_garbage_collector_finalizers() {
+        let custom = fins(&["example.com/x"]);
+        assert_eq!(
+            Propagation::Orphan.finalizers(&custom),
+            fins(&["example.com/x", "orphan"])
+        );
+        assert_eq!(
+            Propagation::Foreground.finalizers(&fins(&["orphan"])),
+            fins(&["foregroundDeletion"])
+        );
+        assert_eq!(
+            Propagation::Background.finalizers(&fins(&["orphan", "example.com/x"])),
+            fins(&["example.com/x"])
+        );
+        // Unset keeps what the object already asked for.
+        assert_eq!(
+            Propagation::Unset.finalizers(&fins(&["foregroundDeletion"])),
+            fins(&["foregroundDeletion"])
+        );
+        assert!(Propagation::Unset.finalizers(&[]).is_empty());
+    }
 }
