@@ -11,6 +11,7 @@ pub mod admission;
 pub mod bootstrap;
 pub mod convert;
 pub mod discovery;
+pub mod fieldmanager;
 pub mod handlers;
 pub mod kinds;
 pub mod metrics;
