@@ -312,6 +312,14 @@ fn merge_ordered_lists(
             (None, None) => continue,
         };
         let live = live.unwrap_or_default();
+        if merged.is_empty() && live.is_empty() {
+            // An empty list has no order to set. (Upstream never meets one:
+            // its typed objects drop empty lists; stored objects here may
+            // keep them.)
+            original.insert(field.clone(), Value::Array(merged));
+            patch.remove(&field);
+            continue;
+        }
         let (named, server_only) = order::partition(merged, &order, meta.merge_key)?;
         let elements = order::elements(&live, patched.as_deref().unwrap_or(&[]))?;
         let ordered =

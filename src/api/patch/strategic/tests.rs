@@ -215,6 +215,11 @@ fn set_element_order_orders_the_result() {
         json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}),
     );
     assert_eq!(names(&out), ["b", "a"]);
+    let out = pod(
+        json!({"metadata": {"finalizers": []}}),
+        json!({"metadata": {"$setElementOrder/finalizers": ["a"]}}),
+    );
+    assert_eq!(out["metadata"]["finalizers"], json!([]));
 }
 
 #[test]
