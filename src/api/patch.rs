@@ -1,8 +1,12 @@
-//! PATCH bodies: RFC 6902 JSON patch and RFC 7386 JSON merge patch.
-//! Strategic merge and server-side apply are refused with 415 for now.
+//! PATCH bodies: RFC 6902 JSON patch, RFC 7386 JSON merge patch and
+//! strategic merge patch ([`strategic`]). Server-side apply is refused
+//! with 415 for now.
 
-use serde_json::Value;
+pub mod strategic;
 
+use serde_json::{Map, Value};
+
+use crate::api::schema;
 use crate::api::status::ApiStatus;
 
 /// The patch formats a PATCH request can carry.
@@ -10,6 +14,9 @@ use crate::api::status::ApiStatus;
 pub enum PatchType {
     Json,
     Merge,
+    /// Strategic merge patch; only for kinds with a schema (built-in
+    /// kinds), as upstream refuses it for custom resources.
+    Strategic,
 }
 
 impl PatchType {
@@ -19,6 +26,7 @@ impl PatchType {
         match ct {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
             other => Err(ApiStatus::unsupported_media_type(other)),
         }
     }
@@ -49,6 +57,7 @@ pub fn apply(kind: PatchType, doc: &Value, body: &[u8]) -> Result<Value, ApiStat
             }
             json_patch::merge(&mut out, &patch);
         }
+        PatchType::Strategic => out = apply_strategic(doc, body)?,
     }
     if !out.is_object() {
         return Err(ApiStatus::bad_request(
@@ -56,6 +65,50 @@ pub fn apply(kind: PatchType, doc: &Value, body: &[u8]) -> Result<Value, ApiStat
         ));
     }
     Ok(out)
+}
+
+/// The schema of the object a patch applies to, found by its apiVersion
+/// and kind (the object as the client sees it: a kind, or a Scale).
+fn schema_of(doc: &Value) -> Option<&'static Value> {
+    let api_version = doc.get("apiVersion")?.as_str()?;
+    let kind = doc.get("kind")?.as_str()?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    schema::catalog().root(group, version, kind)
+}
+
+fn apply_strategic(doc: &Value, body: &[u8]) -> Result<Value, ApiStatus> {
+    let Some(schema) = schema_of(doc) else {
+        return Err(ApiStatus::unsupported_media_type(
+            "application/strategic-merge-patch+json",
+        ));
+    };
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiStatus::bad_request(format!("error decoding patch: {e}")))?;
+    let patch = match patch {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => {
+            return Err(ApiStatus::bad_request(format!(
+                "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                json_type(&other)
+            )));
+        }
+    };
+    let original = doc.as_object().cloned().unwrap_or_default();
+    strategic::apply(schema::catalog(), schema, original, patch)
+        .map(Value::Object)
+        .map_err(strategic::Error::into_status)
+}
+
+/// The JSON type name Go's decoder uses in its errors.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null | Value::Object(_) => "object",
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +148,46 @@ mod tests {
                 .err(),
             Some(400)
         );
-        assert!(PatchType::from_content_type("application/strategic-merge-patch+json").is_err());
+        assert!(PatchType::from_content_type("application/x-unknown-patch").is_err());
+    }
+
+    #[test]
+    fn strategic_patches_need_a_schema() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}});
+        let Ok(kind) = PatchType::from_content_type("application/strategic-merge-patch+json")
+        else {
+            panic!("strategic merge is served")
+        };
+        let Ok(patched) = apply(
+            kind,
+            &deployment,
+            br#"{"spec":{"template":{"spec":{"containers":[{"name":"b","image":"b:2"}]}}}}"#,
+        ) else {
+            panic!("patch applies")
+        };
+        assert_eq!(
+            patched["spec"]["template"]["spec"]["containers"][0]["image"],
+            "a:1"
+        );
+        assert_eq!(
+            patched["spec"]["template"]["spec"]["containers"][1]["image"],
+            "b:2"
+        );
+        let scale =
+            json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": 1}});
+        let Ok(scaled) = apply(kind, &scale, br#"{"spec":{"replicas":3}}"#) else {
+            panic!("scale patch applies")
+        };
+        assert_eq!(scaled["spec"]["replicas"], 3);
+        let custom = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {}});
+        assert_eq!(
+            apply(kind, &custom, b"{}").map_err(|e| e.code).err(),
+            Some(415)
+        );
+        assert_eq!(
+            apply(kind, &deployment, b"[]").map_err(|e| e.code).err(),
+            Some(400)
+        );
     }
 }

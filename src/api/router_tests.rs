@@ -340,7 +340,7 @@ async fn unknown_paths_and_methods() {
 }
 
 #[tokio::test]
-async fn patches_merge_json_and_refuse_strategic() {
+async fn patches_merge_json_and_strategic() {
     let h = harness().await;
     h.call("POST", CMS, Some(cm("p"))).await;
     let path = format!("{CMS}/p");
@@ -365,11 +365,23 @@ async fn patches_merge_json_and_refuse_strategic() {
         )
         .await;
     assert_eq!((s, &obj["data"]["x"]), (StatusCode::OK, &json!("y")));
-    let (s, _) = h
+    let (s, obj) = h
         .send(
             "PATCH",
             &path,
             "application/strategic-merge-patch+json",
+            br#"{"metadata":{"labels":{"a":null,"c":"d"}}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (s, &obj["metadata"]["labels"]),
+        (StatusCode::OK, &json!({"c": "d"}))
+    );
+    let (s, _) = h
+        .send(
+            "PATCH",
+            &path,
+            "application/x-unknown-patch",
             b"{}".to_vec(),
         )
         .await;

@@ -2,7 +2,8 @@
 //!
 //! They are generated from k8s-openapi's types (field names, types,
 //! descriptions) and annotated with upstream's merge markers
-//! ([`shapes`]) and `x-kubernetes-group-version-kind`. The catalog is built
+//! ([`shapes`]), upstream's strategic-merge markers ([`patching`]) and
+//! `x-kubernetes-group-version-kind`. The catalog is built
 //! once, on first use, and shared by everything that needs the shape of an
 //! object: the OpenAPI documents (`kubectl explain`), field validation, and
 //! the strategic-merge and apply patchers.
@@ -12,6 +13,7 @@
 //! that carries a description besides its reference is written as
 //! `allOf: [{$ref}]`; [`Catalog::resolve`] follows both forms.
 
+pub mod patching;
 pub mod shapes;
 
 use std::collections::HashMap;
@@ -124,6 +126,7 @@ impl Catalog {
                 }
             }
         }
+        patching::annotate(&mut definitions);
         for ((group, version, kind), name) in &roots {
             if let Some(def) = definitions.get_mut(name).and_then(Value::as_object_mut) {
                 let gvk = json!({"group": group, "version": version, "kind": kind});
