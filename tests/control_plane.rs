@@ -143,9 +143,18 @@ fn simulated_nodes_renew_leases_and_finish_job_pods() {
     );
     assert_eq!(ready.trim(), "True");
 
-    // A pod owned by a Job (no Job controller yet: the owner is made up)
-    // runs, then succeeds.
-    let job_owned = r#"{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"once","uid":"3f6e0a52-6c1e-4a5e-9d7e-0f1d2c3b4a59","controller":true}]}}"#;
+    // A pod owned by a Job runs, then succeeds. (There is no Job controller
+    // yet: the Job exists so that the garbage collector keeps its pod, and
+    // the pod is made by hand.)
+    kubectl_ok(&server, &["create", "job", "once", "--image=busybox"]);
+    let job_uid = kubectl_ok(
+        &server,
+        &["get", "job", "once", "-o", "jsonpath={.metadata.uid}"],
+    );
+    let job_owned = format!(
+        r#"{{"metadata":{{"ownerReferences":[{{"apiVersion":"batch/v1","kind":"Job","name":"once","uid":"{}","controller":true}}]}}}}"#,
+        job_uid.trim()
+    );
     kubectl_ok(
         &server,
         &[

@@ -1,6 +1,7 @@
 //! PATCH bodies: RFC 6902 JSON patch, RFC 7386 JSON merge patch and
-//! strategic merge patch ([`strategic`]). Server-side apply is refused
-//! with 415 for now.
+//! strategic merge patch ([`strategic`]). Server-side apply
+//! (`application/apply-patch+yaml`) is not a patch of the document but a
+//! merge with field ownership: [`crate::api::fieldmanager::apply`].
 
 pub mod strategic;
 
@@ -17,6 +18,8 @@ pub enum PatchType {
     /// Strategic merge patch; only for kinds with a schema (built-in
     /// kinds), as upstream refuses it for custom resources.
     Strategic,
+    /// Server-side apply.
+    Apply,
 }
 
 impl PatchType {
@@ -27,6 +30,7 @@ impl PatchType {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+            "application/apply-patch+yaml" => Ok(PatchType::Apply),
             other => Err(ApiStatus::unsupported_media_type(other)),
         }
     }
@@ -58,6 +62,11 @@ pub fn apply(kind: PatchType, doc: &Value, body: &[u8]) -> Result<Value, ApiStat
             json_patch::merge(&mut out, &patch);
         }
         PatchType::Strategic => out = apply_strategic(doc, body)?,
+        PatchType::Apply => {
+            return Err(ApiStatus::internal(
+                "server-side apply is not a document patch",
+            ));
+        }
     }
     if !out.is_object() {
         return Err(ApiStatus::bad_request(

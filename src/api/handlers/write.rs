@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Core, Ctx, load, store_error};
 use crate::api::convert::{from_storage, to_storage};
+use crate::api::fieldmanager;
 use crate::api::kinds::strategy_for;
 use crate::api::object::{self, meta_mut, meta_str};
 use crate::api::patch::{self, PatchType};
@@ -118,9 +119,35 @@ pub async fn create_object(
     core: &Core,
     kind: &'static KindInfo,
     url_ns: Option<&str>,
-    mut obj: Value,
+    obj: Value,
     dry_run: bool,
 ) -> Result<Value, ApiStatus> {
+    create_managed(core, kind, url_ns, obj, dry_run, Managed::None).await
+}
+
+/// How a create records field ownership.
+pub enum Managed {
+    /// Not at all (server-internal objects).
+    None,
+    /// As an `Update` by this manager, with this apiVersion.
+    Update(String, String),
+    /// As the given `managedFields` (server-side apply).
+    Given(Value),
+}
+
+/// [`create_object`], recording field ownership as `managed` says.
+pub async fn create_managed(
+    core: &Core,
+    kind: &'static KindInfo,
+    url_ns: Option<&str>,
+    mut obj: Value,
+    dry_run: bool,
+    managed: Managed,
+) -> Result<Value, ApiStatus> {
+    let given_managed = match &managed {
+        Managed::Given(v) => Some(v.clone()),
+        _ => None,
+    };
     check_namespace(kind, &mut obj, url_ns)?;
     if meta_str(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
         return Err(ApiStatus::internal(
@@ -151,6 +178,16 @@ pub async fn create_object(
     strategy.default(&mut obj);
     crate::api::admission::mutate_create(core, kind, &mut obj)?;
     strategy.prepare_for_create(&mut obj);
+    match (managed, given_managed) {
+        (_, Some(given)) => {
+            meta_mut(&mut obj).insert("managedFields".into(), given);
+        }
+        (Managed::Update(manager, api_version), None) => {
+            let list = fieldmanager::created(kind, &obj, &manager, &api_version);
+            fieldmanager::set_entries(&mut obj, &list);
+        }
+        _ => {}
+    }
     let generate = meta_str(&obj, "generateName")
         .filter(|g| !g.is_empty())
         .map(String::from);
@@ -209,7 +246,16 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     let sent = decode_body(&ctx.headers, &body)?;
     super::fields::check_strict(&ctx, &sent)?;
     let obj = check_type(kind, sent)?;
-    let created = create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
+    let managed = Managed::Update(fieldmanager::manager(&ctx)?, kind.api_version());
+    let created = create_managed(
+        core,
+        kind,
+        ctx.namespace(),
+        obj,
+        ctx.query.dry_run(),
+        managed,
+    )
+    .await?;
     Ok(json(StatusCode::CREATED, &from_storage(kind, created)))
 }
 
@@ -282,7 +328,20 @@ fn merge_owned(kind: &KindInfo, mode: Mode, current: &Value, proposed: Value) ->
             None => meta.remove(owned),
         };
     }
-    meta.remove("managedFields");
+    // What the client sent as managedFields is kept only when it differs
+    // from what is stored (an explicit reset, or server-side apply);
+    // otherwise the stored list carries on and is updated.
+    let sent = meta.remove("managedFields");
+    let stored = old_meta.get("managedFields").cloned();
+    match (sent, stored) {
+        (Some(sent), stored) if Some(&sent) != stored.as_ref() && !sent.is_null() => {
+            meta.insert("managedFields".into(), sent);
+        }
+        (_, Some(stored)) => {
+            meta.insert("managedFields".into(), stored);
+        }
+        _ => {}
+    }
     new
 }
 
@@ -306,6 +365,9 @@ pub async fn guaranteed_update(
                 return Err(ApiStatus::modified(kind, ctx.name()));
             }
         }
+        let explicit = proposed["metadata"]
+            .get("managedFields")
+            .is_some_and(|m| !m.is_null() && Some(m) != current["metadata"].get("managedFields"));
         let mut new = merge_owned(kind, mode, &current, proposed);
         // Server-internal writes (binding) bypass the client-facing rules,
         // as upstream's binding REST does.
@@ -317,6 +379,25 @@ pub async fn guaranteed_update(
                 meta_mut(&mut new).insert("generation".into(), json!(generation));
             }
             invalid_if_any(kind, ctx.name(), strategy.validate_update(&new, &current))?;
+            if explicit {
+                // `managedFields: [{}]` (or an empty list) clears them.
+                let cleared = new["metadata"]["managedFields"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().all(|e| e.as_object().is_none_or(|m| m.is_empty())));
+                if cleared {
+                    meta_mut(&mut new).remove("managedFields");
+                }
+            } else {
+                let list = fieldmanager::update(
+                    kind,
+                    mode,
+                    &current,
+                    &new,
+                    &fieldmanager::manager(ctx)?,
+                    &kind.api_version(),
+                );
+                fieldmanager::set_entries(&mut new, &list);
+            }
         }
         let bytes = object::encode(&new);
         if bytes == kv.value {
@@ -406,6 +487,11 @@ pub async fn apply_patch(
 ) -> Result<Value, ApiStatus> {
     let kind = ctx.kind();
     let patch_type = PatchType::from_content_type(&content_type(&ctx.headers))?;
+    if patch_type == PatchType::Apply {
+        return server_side_apply(core, ctx, body, mode)
+            .await
+            .map(|(_, v)| v);
+    }
     let mut mutate = |current: &Value| {
         let seen = from_storage(kind, current.clone());
         let patched = patch::apply(patch_type, &seen, &body)?;
@@ -418,7 +504,91 @@ pub async fn apply_patch(
     Ok(from_storage(kind, updated))
 }
 
+/// Server-side apply: creates the object if missing (201), else merges the
+/// applied configuration with field ownership.
+async fn server_side_apply(
+    core: &Arc<Core>,
+    ctx: Ctx,
+    body: Bytes,
+    mode: Mode,
+) -> Result<(StatusCode, Value), ApiStatus> {
+    let kind = ctx.kind();
+    if mode != Mode::Main {
+        return Err(ApiStatus::unsupported_media_type(
+            "application/apply-patch+yaml",
+        ));
+    }
+    let Some(manager) = ctx.query.get("fieldManager").map(String::from) else {
+        return Err(ApiStatus::bad_request(
+            "PATCH, application/apply-patch+yaml requests require a fieldManager",
+        ));
+    };
+    fieldmanager::manager(&ctx)?;
+    let force = match ctx.query.get("force") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiStatus::bad_request(format!(
+                "invalid boolean value for force: {other}"
+            )));
+        }
+    };
+    let sent: Value = serde_saphyr::from_slice(&body)
+        .map_err(|e| ApiStatus::bad_request(format!("error decoding YAML: {e}")))?;
+    if !sent.is_object() {
+        return Err(ApiStatus::bad_request(
+            "an applied configuration must be an object",
+        ));
+    }
+    for field in ["apiVersion", "kind"] {
+        if sent
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(ApiStatus::bad_request(format!(
+                "invalid object: {field} must be set in an applied configuration"
+            )));
+        }
+    }
+    super::fields::check_strict(&ctx, &sent)?;
+    let mut config = check_type(kind, sent)?;
+    check_identity(&ctx, &mut config)?;
+    meta_mut(&mut config).remove("managedFields");
+    let api_version = kind.api_version();
+    let exists = core
+        .store
+        .get(&ctx.key(), None)
+        .await
+        .map_err(store_error)?
+        .is_some();
+    if !exists {
+        meta_mut(&mut config).insert("name".into(), json!(ctx.name()));
+        let applied = fieldmanager::apply(kind, None, &config, &manager, &api_version, force)?;
+        let managed = applied["metadata"]["managedFields"].clone();
+        let created = create_managed(
+            core,
+            kind,
+            ctx.namespace(),
+            config,
+            ctx.query.dry_run(),
+            Managed::Given(managed),
+        )
+        .await?;
+        return Ok((StatusCode::CREATED, from_storage(kind, created)));
+    }
+    let mut mutate = |current: &Value| {
+        fieldmanager::apply(kind, Some(current), &config, &manager, &api_version, force)
+    };
+    let updated = guaranteed_update(core, &ctx, mode, &mut mutate).await?;
+    Ok((StatusCode::OK, from_storage(kind, updated)))
+}
+
 pub async fn patch(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
+    if content_type(&ctx.headers) == "application/apply-patch+yaml" {
+        let (code, obj) = server_side_apply(core, ctx, body, Mode::Main).await?;
+        return Ok(json(code, &obj));
+    }
     Ok(json(
         StatusCode::OK,
         &apply_patch(core, ctx, body, Mode::Main).await?,
