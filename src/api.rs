@@ -25,6 +25,7 @@ pub mod response;
 mod router_tests;
 pub mod selectors;
 pub mod status;
+pub mod tables;
 pub mod watch_cache;
 
 use std::collections::HashMap;
