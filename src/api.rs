@@ -28,6 +28,7 @@ mod router_tests;
 pub mod schema;
 pub mod selectors;
 pub mod status;
+pub mod tables;
 pub mod watch_cache;
 
 use std::collections::HashMap;

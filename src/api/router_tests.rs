@@ -83,7 +83,17 @@ impl Harness {
 
     /// Opens a watch and returns its event lines as they come.
     async fn watch(&self, path: &str) -> tokio::sync::mpsc::Receiver<Value> {
+        self.watch_accepting(path, "application/json").await
+    }
+
+    /// Opens a watch asking for `accept` (a Table, say).
+    async fn watch_accepting(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> tokio::sync::mpsc::Receiver<Value> {
         let req = Request::get(path)
+            .header(header::ACCEPT, accept)
             .body(Body::empty())
             .unwrap_or_else(|e| panic!("request: {e}"));
         let resp = match self.router.clone().oneshot(req).await {
@@ -827,4 +837,79 @@ async fn malformed_bodies_never_panic() {
             assert!(s.as_u16() < 500, "DELETE {named}: {s}");
         }
     }
+}
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+#[tokio::test]
+async fn tables_for_get_list_and_watch() {
+    let h = harness().await;
+    let get = |path: String| {
+        let req = Request::get(path)
+            .header(header::ACCEPT, TABLE)
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        let router = h.router.clone();
+        async move {
+            let resp = match router.oneshot(req).await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            };
+            let status = resp.status();
+            let bytes = match resp.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => panic!("body: {e}"),
+            };
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    h.call("POST", CMS, Some(cm("a"))).await;
+    h.call("POST", CMS, Some(cm("b"))).await;
+
+    let (s, t) = get(format!("{CMS}?limit=1")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (t["kind"].clone(), t["apiVersion"].clone()),
+        (json!("Table"), json!("meta.k8s.io/v1"))
+    );
+    assert_eq!(t["columnDefinitions"][1]["name"], "Data");
+    assert_eq!(
+        (
+            t["rows"][0]["cells"][0].clone(),
+            t["rows"][0]["cells"][1].clone()
+        ),
+        (json!("a"), json!(1))
+    );
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(t["metadata"]["continue"].is_string(), "{t}");
+    assert_eq!(t["metadata"]["remainingItemCount"], 1);
+
+    let (_, t) = get(format!("{CMS}/b?includeObject=Object")).await;
+    assert_eq!(t["rows"][0]["object"]["kind"], "ConfigMap");
+    assert_eq!(t["rows"][0]["object"]["data"]["k"], "v");
+    assert!(t["metadata"]["resourceVersion"].is_string());
+
+    let (s, t) = get(format!("{CMS}?includeObject=Everything")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(t["reason"], "BadRequest");
+
+    let mut rx = h
+        .watch_accepting(&format!("{CMS}?watch=true&includeObject=None"), TABLE)
+        .await;
+    let first = next_event(&mut rx).await;
+    let second = next_event(&mut rx).await;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "Table");
+    assert_eq!(first["object"]["columnDefinitions"][0]["name"], "Name");
+    assert_eq!(first["object"]["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(first["object"]["rows"][0]["object"], Value::Null);
+    assert_eq!(second["object"]["columnDefinitions"], json!([]));
+    h.call("DELETE", &format!("{CMS}/a"), None).await;
+    let deleted = next_event(&mut rx).await;
+    assert_eq!(deleted["type"], "DELETED");
+    assert_eq!(deleted["object"]["rows"][0]["cells"][0], "a");
+    assert_eq!(deleted["object"]["columnDefinitions"], json!([]));
 }

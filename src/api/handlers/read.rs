@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use super::{Core, Ctx, field_attributes, load, store_error};
 use crate::api::convert::from_storage;
 use crate::api::object;
-use crate::api::response::{self, json, wants_table};
+use crate::api::response::json;
 use crate::api::status::ApiStatus;
+use crate::api::tables::{self, TableRequest};
 use crate::store::{ListOptions, Revision, StoreError};
 
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
@@ -56,20 +57,24 @@ impl ContinueToken {
 }
 
 /// Presents a stored object as a response body (or a one-row Table).
-pub fn present_one(ctx: &Ctx, obj: Value) -> Value {
-    let obj = from_storage(ctx.kind(), obj);
-    if wants_table(&ctx.headers) {
-        let rv = object::meta_str(&obj, "resourceVersion")
-            .unwrap_or("")
-            .to_string();
-        response::table(
-            &[obj],
-            json!({"resourceVersion": rv}),
-            ctx.query.get("includeObject"),
-        )
-    } else {
-        obj
-    }
+pub fn present_one(ctx: &Ctx, obj: Value) -> Result<Value, ApiStatus> {
+    Ok(
+        match TableRequest::from_request(&ctx.headers, &ctx.query)? {
+            Some(req) => {
+                let rv = object::meta_str(&obj, "resourceVersion")
+                    .unwrap_or("")
+                    .to_string();
+                tables::table(
+                    ctx.kind(),
+                    &[obj],
+                    json!({"resourceVersion": rv}),
+                    &req,
+                    true,
+                )
+            }
+            None => from_storage(ctx.kind(), obj),
+        },
+    )
 }
 
 pub async fn get(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
@@ -88,7 +93,7 @@ pub async fn get(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
     } else {
         load(core, &ctx).await?.1
     };
-    Ok(json(StatusCode::OK, &present_one(&ctx, obj)))
+    Ok(json(StatusCode::OK, &present_one(&ctx, obj)?))
 }
 
 /// One page of a list, in storage form.
@@ -100,6 +105,7 @@ struct Page {
 }
 
 pub async fn list(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
+    let table = TableRequest::from_request(&ctx.headers, &ctx.query)?;
     let labels = ctx.label_selector()?;
     let fields = ctx.field_selector()?;
     let kind = ctx.kind();
@@ -180,20 +186,18 @@ pub async fn list(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
     if let Some(n) = page.remaining.filter(|n| *n > 0) {
         meta["remainingItemCount"] = json!(n);
     }
-    let items: Vec<Value> = page
-        .items
-        .into_iter()
-        .map(|o| from_storage(kind, o))
-        .collect();
-    let body = if wants_table(&ctx.headers) {
-        response::table(&items, meta, ctx.query.get("includeObject"))
-    } else {
-        json!({
+    let body = match table {
+        Some(req) => tables::table(kind, &page.items, meta, &req, true),
+        None => json!({
             "kind": kind.list_kind(),
             "apiVersion": kind.api_version(),
             "metadata": meta,
-            "items": items.into_iter().map(strip_type_meta).collect::<Vec<_>>(),
-        })
+            "items": page
+                .items
+                .into_iter()
+                .map(|o| strip_type_meta(from_storage(kind, o)))
+                .collect::<Vec<_>>(),
+        }),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,9 +18,9 @@ use tokio::sync::{broadcast, mpsc};
 use super::{Core, Ctx, field_attributes};
 use crate::api::convert::from_storage;
 use crate::api::registry::KindInfo;
-use crate::api::response::{self, wants_table};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::status::ApiStatus;
+use crate::api::tables::{self, TableRequest};
 use crate::api::watch_cache::{CachedEvent, WatchCache};
 use crate::store::{EventKind, Revision};
 
@@ -35,8 +36,11 @@ struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     after: Revision,
-    table: bool,
-    include_object: Option<String>,
+    /// One-row Tables instead of objects, when asked for.
+    table: Option<TableRequest>,
+    /// Whether a Table with column definitions went out: as upstream, only
+    /// the first event's Table carries them.
+    headers_sent: AtomicBool,
 }
 
 impl Filter {
@@ -65,18 +69,21 @@ impl Filter {
     }
 
     fn encode(&self, kind: &str, obj: &Value) -> Bytes {
-        let obj = from_storage(self.kind, obj.clone());
-        let obj = if self.table {
-            let rv = obj["metadata"]["resourceVersion"].clone();
-            response::table(
-                &[obj],
-                json!({"resourceVersion": rv}),
-                self.include_object.as_deref(),
-            )
-        } else {
-            obj
+        let out = match &self.table {
+            Some(req) => {
+                let rv = obj["metadata"]["resourceVersion"].clone();
+                let headers = !self.headers_sent.swap(true, Ordering::Relaxed);
+                tables::table(
+                    self.kind,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": rv}),
+                    req,
+                    headers,
+                )
+            }
+            None => from_storage(self.kind, obj.clone()),
         };
-        line(kind, &obj)
+        line(kind, &out)
     }
 }
 
@@ -120,8 +127,8 @@ pub async fn watch(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
         labels: ctx.label_selector()?,
         fields: ctx.field_selector()?,
         after: 0,
-        table: wants_table(&ctx.headers),
-        include_object: ctx.query.get("includeObject").map(String::from),
+        table: TableRequest::from_request(&ctx.headers, &ctx.query)?,
+        headers_sent: AtomicBool::new(false),
     };
     if let (Some(name), Some(ns)) = (filter.fields.required("metadata.name"), ctx.namespace()) {
         filter.prefix = kind.key(Some(ns), name);
