@@ -206,7 +206,8 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     }
     let sent = decode_body(&ctx.headers, &body)?;
     super::fields::check_strict(&ctx, &sent)?;
-    let obj = check_type(kind, sent)?;
+    let mut obj = check_type(kind, sent)?;
+    crate::api::admission::admit_create(core, kind, ctx.namespace(), &mut obj).await?;
     let created = create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
     Ok(json(StatusCode::CREATED, &from_storage(kind, created)))
 }
