@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod fieldmanager;
 pub mod handlers;
 pub mod kinds;
+pub mod lookup;
 pub mod metrics;
 pub mod namespaces;
 pub mod object;
@@ -140,6 +141,7 @@ impl ApiServer {
             caches,
             config,
             metrics: metrics::Metrics::default(),
+            token_issuer: std::sync::OnceLock::new(),
         });
         bootstrap::run(&core).await?;
         admission::quota::start(Arc::clone(&core));
@@ -163,6 +165,22 @@ impl ApiServer {
         Caches {
             core: Arc::clone(&self.core),
         }
+    }
+
+    /// Serves `serviceaccounts/token` with `issuer` (without one, as
+    /// upstream without a signing key, the subresource is not served).
+    pub fn enable_token_requests(&self, issuer: Arc<crate::auth::serviceaccount::TokenIssuer>) {
+        if self.core.token_issuer.set(issuer).is_err() {
+            tracing::warn!("the service-account token issuer was already set");
+        }
+    }
+
+    /// Lookups of core objects (cache first, then the store) for the
+    /// service-account token authenticator.
+    pub fn objects(&self) -> Arc<dyn crate::auth::serviceaccount::ObjectLookup> {
+        Arc::new(lookup::CoreObjects {
+            core: Arc::clone(&self.core),
+        })
     }
 
     /// The router serving every API path. It reads the

@@ -7,9 +7,13 @@
 //! set, so they pass the same authorization as remote clients.
 //!
 //! `x509` checks client certificates against the cluster CA, `token` maps
-//! bearer tokens to users, and `authn` combines both per request.
+//! bearer tokens to users (`serviceaccount` issues and checks
+//! service-account JWTs, `jwt` signs them), and `authn` combines both per
+//! request.
 
 pub mod authn;
+pub mod jwt;
+pub mod serviceaccount;
 pub mod token;
 pub mod x509;
 

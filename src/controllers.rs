@@ -8,13 +8,16 @@
 pub mod deployment;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod per_namespace;
 pub mod replicaset;
+pub mod rootca;
+pub mod serviceaccount;
 
 use std::sync::Arc;
 
 use axum::Router;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 
@@ -29,8 +32,9 @@ fn controller_user(name: &str) -> UserInfo {
     ))
 }
 
-/// Starts the scheduler and the controllers against `router`.
-pub fn start(router: Router) {
+/// Starts the scheduler and the controllers against `router`; `ca_pem` is
+/// the cluster CA the root CA publisher puts into every namespace.
+pub fn start(router: Router, ca_pem: &str) {
     let informers_client = in_process(
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
@@ -38,7 +42,8 @@ pub fn start(router: Router) {
     let pods = Informer::start(Api::<Pod>::all(informers_client.clone()));
     let nodes = Informer::start(Api::<Node>::all(informers_client.clone()));
     let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));
-    let deployments = Informer::start(Api::<Deployment>::all(informers_client));
+    let deployments = Informer::start(Api::<Deployment>::all(informers_client.clone()));
+    let namespaces = Informer::start(Api::<Namespace>::all(informers_client));
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
@@ -51,9 +56,21 @@ pub fn start(router: Router) {
         pods,
     );
     deployment::start(
-        in_process(router, controller_user("deployment")),
+        in_process(router.clone(), controller_user("deployment")),
         deployments,
         replicasets,
+    );
+    serviceaccount::start(
+        in_process(router.clone(), controller_user("service-account")),
+        namespaces.clone(),
+    );
+    rootca::start(
+        in_process(
+            router,
+            UserInfo::component("system:serviceaccount:kube-system:root-ca-cert-publisher"),
+        ),
+        namespaces,
+        ca_pem.to_string(),
     );
     tracing::info!("scheduler and controllers started");
 }

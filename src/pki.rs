@@ -1,5 +1,6 @@
 //! The server's PKI: cluster CA, serving and admin certificates, the admin
-//! kubeconfig and the join token, all under `<data-dir>/server/`.
+//! kubeconfig, the service-account signing key and the join token, all under
+//! `<data-dir>/server/`.
 //!
 //! [`ensure`] runs at every start. The first start generates everything;
 //! later starts reuse what is on disk (same CA, same files) and reissue only
@@ -11,6 +12,7 @@ pub mod ca;
 pub mod certs;
 pub mod files;
 pub mod kubeconfig;
+pub mod service_account;
 pub mod token;
 
 use std::net::IpAddr;
@@ -90,6 +92,8 @@ pub struct Pki {
     pub token: ServerToken,
     /// Names in the serving certificate.
     pub serving_sans: Vec<String>,
+    /// The service-account token signing key (PKCS#8 PEM, ECDSA P-256).
+    pub service_account_key_pem: String,
 }
 
 /// Where each file lives under `<data-dir>/server/`.
@@ -101,6 +105,7 @@ pub struct Paths {
     pub serving_key: PathBuf,
     pub admin_cert: PathBuf,
     pub admin_key: PathBuf,
+    pub service_account_key: PathBuf,
     pub token: PathBuf,
 }
 
@@ -115,6 +120,7 @@ impl Paths {
             serving_key: tls.join("serving-kube-apiserver.key"),
             admin_cert: tls.join("client-admin.crt"),
             admin_key: tls.join("client-admin.key"),
+            service_account_key: tls.join("service.key"),
             token: server.join("token"),
             tls_dir: tls,
         }
@@ -162,6 +168,8 @@ pub fn ensure(params: &PkiParams) -> Result<Pki, PkiError> {
         },
     )?;
 
+    let service_account_key_pem = service_account::load_or_create(&paths.service_account_key)?;
+
     let token = token::ensure(&paths.token, params.token.as_deref(), &ca.cert_pem)?;
 
     let config = kubeconfig::render(
@@ -178,6 +186,7 @@ pub fn ensure(params: &PkiParams) -> Result<Pki, PkiError> {
         serving_key_pem,
         token,
         serving_sans: sans,
+        service_account_key_pem,
     })
 }
 

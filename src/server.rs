@@ -17,6 +17,8 @@ use std::time::Instant;
 use crate::agent::AgentConfig;
 use crate::api::{ApiConfig, ApiError, ApiServer};
 use crate::auth::authn::Authenticator;
+use crate::auth::jwt::JwtError;
+use crate::auth::serviceaccount::{TokenIssuer, issuer_for};
 use crate::auth::token::ServerTokenAuthenticator;
 use crate::auth::x509::CertAuthenticator;
 use crate::auth::{AuthError, UserInfo};
@@ -35,6 +37,8 @@ pub enum ServerError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("the service-account signing key: {0}")]
+    ServiceAccountKey(#[from] JwtError),
     #[error(transparent)]
     Listener(#[from] listener::ListenerError),
     #[error("cannot start the async runtime: {0}")]
@@ -98,7 +102,13 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     )
     .await?;
 
-    crate::controllers::start(api.router());
+    let issuer = Arc::new(TokenIssuer::new(
+        &pki.service_account_key_pem,
+        issuer_for(&config.cluster_domain),
+    )?);
+    api.enable_token_requests(Arc::clone(&issuer));
+
+    crate::controllers::start(api.router(), &pki.ca_pem);
     crate::controllers::garbagecollector::start(
         crate::client::in_process(
             api.router(),
@@ -108,8 +118,10 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     );
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
-    let authenticator =
-        Authenticator::new(vec![Arc::new(ServerTokenAuthenticator::new(&pki.token))]);
+    let authenticator = Authenticator::new(vec![
+        Arc::new(ServerTokenAuthenticator::new(&pki.token)),
+        Arc::new(issuer.authenticator(api.objects())),
+    ]);
     let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);

@@ -127,14 +127,22 @@ fn a_resource_quota_refuses_what_exceeds_it_and_gives_usage_back() {
     let out = apply(&server, "d.yaml", &pod("d", "q", Some("200m")));
     assert!(out.status.success(), "{}", text(&out));
 
-    // Object counts: the fourth ConfigMap is over the limit.
-    for i in 0..3 {
+    // Object counts: kube-root-ca.crt and two more ConfigMaps fill the
+    // quota of three.
+    eventually(Duration::from_secs(10), "kube-root-ca.crt", || {
+        server
+            .kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", "q"])
+            .status
+            .success()
+            .then_some(())
+    });
+    for i in 0..2 {
         ok(
             &server,
             &["create", "configmap", &format!("cm{i}"), "-n", "q"],
         );
     }
-    let out = server.kubectl(&["create", "configmap", "cm3", "-n", "q"]);
+    let out = server.kubectl(&["create", "configmap", "cm2", "-n", "q"]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("exceeded quota: small, requested: configmaps=1, used: configmaps=3, limited: configmaps=3"),

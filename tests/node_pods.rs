@@ -403,6 +403,43 @@ fn the_server_node_becomes_ready_and_runs_a_pod() {
     let container_id = jsonpath("{.status.containerStatuses[0].containerID}");
     let running_id = node.kubectl_ok(&["get", "pod", "sleeper", &container_id]);
 
+    // The service-account token volume admission added is materialised and
+    // mounted read-only where in-cluster clients look for it.
+    let id = running_id
+        .as_deref()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("a containerd container id")
+        .to_string();
+    let in_pod = |file: &str| {
+        node.ctr(&[
+            "tasks",
+            "exec",
+            "--exec-id",
+            &format!("sa-{file}"),
+            &id,
+            "cat",
+            &format!("/var/run/secrets/kubernetes.io/serviceaccount/{file}"),
+        ])
+    };
+    assert_eq!(in_pod("namespace"), "default");
+    let ca = std::fs::read_to_string(node.data_dir.join("server/tls/server-ca.crt"))
+        .expect("the cluster CA");
+    assert_eq!(in_pod("ca.crt"), ca);
+    let token = in_pod("token");
+    let payload = token.split('.').nth(1).expect("the token is a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["kubernetes.io"]["pod"]["name"], "sleeper");
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+    let info = node.ctr(&["containers", "info", &id]);
+    assert!(
+        info.contains("/var/run/secrets/kubernetes.io/serviceaccount"),
+        "no token mount: {info}"
+    );
+
     // A restarted skiff reuses the running containerd; the pod keeps running.
     let pid_file = node.data_dir.join("agent/containerd/containerd.pid");
     let containerd_pid = std::fs::read_to_string(&pid_file).expect("containerd's pid file");

@@ -9,6 +9,10 @@
 //! before the object is stored: LimitRanger (min/max/ratio) and ResourceQuota
 //! (usage charged to every matching quota).
 //!
+//! ServiceAccount ([`serviceaccount`]) runs first, in the create handler,
+//! since it may wait briefly for a namespace's `default` service account:
+//! pods run as a service account that exists, and get its token mounted.
+//!
 //! Refusals are `403 Forbidden` with upstream's messages. The
 //! NamespaceLifecycle rules live with the write handlers (creating in a
 //! missing or terminating namespace, deleting the protected ones).
@@ -16,6 +20,7 @@
 pub mod limitranger;
 pub mod priority;
 pub mod quota;
+pub mod serviceaccount;
 pub mod tolerations;
 
 use std::sync::Arc;
@@ -44,6 +49,20 @@ pub fn cached(core: &Core, group: &str, plural: &str, namespace: Option<&str>) -
 
 fn is_pod(kind: &KindInfo) -> bool {
     kind.group.is_empty() && kind.kind == "Pod"
+}
+
+/// The plugins that run on the object as the client sent it (storage
+/// form, before defaulting): ServiceAccount.
+pub async fn admit_create(
+    core: &Core,
+    kind: &'static KindInfo,
+    namespace: Option<&str>,
+    obj: &mut Value,
+) -> Result<(), ApiStatus> {
+    if is_pod(kind) {
+        serviceaccount::admit_pod(core, kind, namespace.unwrap_or(""), obj).await?;
+    }
+    Ok(())
 }
 
 /// The mutating plugins, for a create of `obj` (storage form, defaulted).

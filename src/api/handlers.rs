@@ -5,6 +5,7 @@ pub mod delete;
 pub mod fields;
 pub mod read;
 pub mod subresource;
+pub mod token;
 pub mod watch;
 pub mod write;
 
@@ -39,6 +40,8 @@ pub struct Core {
     pub caches: HashMap<&'static str, Arc<WatchCache>>,
     pub config: ApiConfig,
     pub metrics: Metrics,
+    /// Signs `serviceaccounts/token` tokens, once the server has set it.
+    pub token_issuer: std::sync::OnceLock<Arc<crate::auth::serviceaccount::TokenIssuer>>,
 }
 
 impl Core {

@@ -14,6 +14,9 @@ pub enum Subresource {
     Binding,
     /// `pods/eviction`: a `policy/v1` Eviction deletes the pod.
     Eviction,
+    /// `serviceaccounts/token`: an `authentication.k8s.io/v1` TokenRequest
+    /// returns a signed token.
+    Token,
 }
 
 impl Subresource {
@@ -24,6 +27,7 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
+            Subresource::Token => "token",
         }
     }
 
@@ -35,6 +39,7 @@ impl Subresource {
             Subresource::Scale => Some(("autoscaling", "v1", "Scale")),
             Subresource::Binding => Some(("", "v1", "Binding")),
             Subresource::Eviction => Some(("policy", "v1", "Eviction")),
+            Subresource::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
         }
     }
 
@@ -42,7 +47,7 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
-            Subresource::Binding | Subresource::Eviction => &["create"],
+            Subresource::Binding | Subresource::Eviction | Subresource::Token => &["create"],
         }
     }
 }
@@ -132,7 +137,7 @@ pub fn group_version(group: &str, version: &str) -> String {
     }
 }
 
-use Subresource::{Binding, Eviction, Scale, Status};
+use Subresource::{Binding, Eviction, Scale, Status, Token};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -234,7 +239,7 @@ pub static KINDS: &[KindInfo] = &[
         true,
         &["sa"],
         NONE,
-        &[]
+        &[Token]
     ),
     kind!(
         "",

@@ -562,6 +562,16 @@ async fn status_and_scale_subresources() {
 #[tokio::test]
 async fn binding_eviction_and_finalizers() {
     let h = harness().await;
+    // Pods need their service account (the controller's job in a server).
+    let sa = json!({"metadata": {"name": "default"}});
+    let (s, _) = h
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(sa),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
     let pods = "/api/v1/namespaces/default/pods";
     let pod = json!({"metadata": {"name": "p", "labels": {"app": "p"}, "finalizers": ["example.com/hold"]}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
     let (s, created) = h.call("POST", pods, Some(pod)).await;

@@ -30,6 +30,16 @@ pub fn qualified(kind: &KindInfo) -> String {
     }
 }
 
+/// The `Kind.group` form upstream's `GroupKind` prints: `Pod`,
+/// `Deployment.apps`.
+fn group_kind(kind: &KindInfo) -> String {
+    if kind.group.is_empty() {
+        kind.kind.to_string()
+    } else {
+        format!("{}.{}", kind.kind, kind.group)
+    }
+}
+
 fn details(kind: &KindInfo, name: &str) -> Value {
     let mut d = json!({"kind": kind.plural});
     if !name.is_empty() {
@@ -114,7 +124,7 @@ impl ApiStatus {
         let mut s = Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {joined}", kind.kind),
+            format!("{} \"{name}\" is invalid: {joined}", group_kind(kind)),
         );
         let mut d = details(kind, name);
         d["kind"] = json!(kind.kind);

@@ -193,6 +193,11 @@ impl WatchCache {
         self.read().revision
     }
 
+    /// The object at `key`, as far as the cache has seen.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.read().objects.get(key).cloned()
+    }
+
     /// The objects whose keys start with `prefix`, and the cache revision.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<Value>>, Revision) {
         let s = self.read();

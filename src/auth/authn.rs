@@ -41,7 +41,7 @@ impl Authenticator {
 
     /// The user of a request, or [`Unauthorized`]. Removes the
     /// `Authorization` header once it has been used, as upstream does.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         path: &str,
         headers: &mut HeaderMap,
@@ -57,16 +57,14 @@ impl Authenticator {
         }
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let token = bearer_token(value).ok_or(Unauthorized)?;
-            let user = self
-                .tokens
-                .iter()
-                .find_map(|auth| auth.authenticate(token))
-                .ok_or_else(|| {
-                    tracing::debug!(path, "bearer token rejected");
-                    Unauthorized
-                })?;
-            headers.remove(header::AUTHORIZATION);
-            return Ok(user);
+            for auth in &self.tokens {
+                if let Some(user) = auth.authenticate(token).await {
+                    headers.remove(header::AUTHORIZATION);
+                    return Ok(user);
+                }
+            }
+            tracing::debug!(path, "bearer token rejected");
+            return Err(Unauthorized);
         }
         if is_public(path) {
             Ok(anonymous())
@@ -149,22 +147,24 @@ mod tests {
         assert!(!is_public("/"));
     }
 
-    #[test]
-    fn anonymous_requests_only_reach_public_paths() {
+    #[tokio::test]
+    async fn anonymous_requests_only_reach_public_paths() {
         let auth = Authenticator::default();
         let mut headers = HeaderMap::new();
         let user = auth
             .authenticate("/healthz", &mut headers, &PeerIdentity::None)
+            .await
             .expect("public");
         assert_eq!(user.username, "system:anonymous");
         let denied = auth
             .authenticate("/api", &mut headers, &PeerIdentity::None)
+            .await
             .expect_err("private");
         assert_eq!(denied.response().status(), StatusCode::UNAUTHORIZED);
     }
 
-    #[test]
-    fn a_wrong_token_is_refused_even_on_public_paths() {
+    #[tokio::test]
+    async fn a_wrong_token_is_refused_even_on_public_paths() {
         let auth = Authenticator::default();
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -173,6 +173,7 @@ mod tests {
         );
         assert!(
             auth.authenticate("/healthz", &mut headers, &PeerIdentity::None)
+                .await
                 .is_err()
         );
     }

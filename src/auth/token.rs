@@ -1,8 +1,8 @@
 //! Bearer-token authentication.
 //!
-//! Each kind of token (the server token today; service-account tokens and
-//! node tokens later) is a [`TokenAuthenticator`]; a request's bearer token
-//! is tried against each in turn.
+//! Each kind of token (the server token, service-account tokens in
+//! `serviceaccount.rs`; node tokens later) is a [`TokenAuthenticator`]; a
+//! request's bearer token is tried against each in turn.
 //!
 //! Following k3s, the server token is a bootstrap credential for joining
 //! nodes, not an admin credential: it authenticates as the user
@@ -19,9 +19,11 @@ pub const SERVER_TOKEN_USER: &str = "system:skiff:server-token";
 /// The group of bootstrap credentials.
 pub const BOOTSTRAPPERS: &str = "system:bootstrappers";
 
-/// Maps a bearer token to a user, or `None` when the token is not its kind.
+/// Maps a bearer token to a user, or `None` when the token is not its kind
+/// or not valid. Async, as checking a token may need a lookup.
+#[async_trait::async_trait]
 pub trait TokenAuthenticator: Send + Sync {
-    fn authenticate(&self, token: &str) -> Option<UserInfo>;
+    async fn authenticate(&self, token: &str) -> Option<UserInfo>;
 }
 
 /// Accepts the server token, as the bare secret or in its full `K10` form.
@@ -49,8 +51,9 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[async_trait::async_trait]
 impl TokenAuthenticator for ServerTokenAuthenticator {
-    fn authenticate(&self, token: &str) -> Option<UserInfo> {
+    async fn authenticate(&self, token: &str) -> Option<UserInfo> {
         let presented = digest(token);
         let secret_ok = same(&presented, &self.secret_digest);
         let full_ok = same(&presented, &self.full_digest);
@@ -71,18 +74,18 @@ mod tests {
     use super::*;
     use crate::pki::ServerToken;
 
-    #[test]
-    fn server_token_is_a_bootstrapper() {
+    #[tokio::test]
+    async fn server_token_is_a_bootstrapper() {
         let token = ServerToken {
             ca_hash: "a".repeat(64),
             secret: "s3cret".into(),
         };
         let auth = ServerTokenAuthenticator::new(&token);
-        let user = auth.authenticate("s3cret").expect("secret accepted");
+        let user = auth.authenticate("s3cret").await.expect("secret accepted");
         assert_eq!(user.username, SERVER_TOKEN_USER);
         assert!(user.groups.contains(&BOOTSTRAPPERS.to_string()));
         assert!(!user.groups.contains(&"system:masters".to_string()));
-        assert!(auth.authenticate(&token.full()).is_some());
-        assert!(auth.authenticate("wrong").is_none());
+        assert!(auth.authenticate(&token.full()).await.is_some());
+        assert!(auth.authenticate("wrong").await.is_none());
     }
 }

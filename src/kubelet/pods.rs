@@ -8,6 +8,7 @@
 //! the pod's uid as a label, so a restarted skiff finds its pods again.
 
 pub mod cri_config;
+pub mod projected;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ pub async fn run(client: kube::Client, cri: Cri, settings: KubeletSettings) {
         settings,
         pods: BTreeMap::new(),
         waiting: BTreeMap::new(),
+        refreshers: BTreeMap::new(),
     };
     let mut relist = tokio::time::interval(RELIST_EVERY);
     relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -80,6 +82,8 @@ struct Worker {
     pods: BTreeMap<String, Pod>,
     /// Containers that could not start, by pod uid and container name.
     waiting: BTreeMap<String, BTreeMap<String, Waiting>>,
+    /// The tasks renewing each pod's service-account tokens, by pod uid.
+    refreshers: BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Worker {
@@ -101,6 +105,7 @@ impl Worker {
             }
             self.pods.remove(&uid);
             self.waiting.remove(&uid);
+            self.release_volumes(&uid);
             let params = DeleteParams {
                 grace_period_seconds: Some(0),
                 preconditions: Some(kube::api::Preconditions {
@@ -141,6 +146,7 @@ impl Worker {
             }
             self.pods.remove(&uid);
             self.waiting.remove(&uid);
+            self.release_volumes(&uid);
         }
     }
 
@@ -177,7 +183,47 @@ impl Worker {
         Ok(items.into_iter().find(|s| s.state == 0).map(|s| s.id))
     }
 
+    /// Stops renewing a gone pod's tokens and removes its volume files.
+    fn release_volumes(&mut self, uid: &str) {
+        for task in self.refreshers.remove(uid).unwrap_or_default() {
+            task.abort();
+        }
+        let dir = projected::pod_dir(&self.settings.data_dir, uid);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot remove a pod's volumes");
+        }
+    }
+
     async fn start(&mut self, pod: &Pod, uid: &str) -> Result<(), RuntimeError> {
+        let client = self.pods_api.clone().into_client();
+        let volumes = match projected::prepare(&client, pod, &self.settings.data_dir).await {
+            Ok(v) => v,
+            Err(e) => {
+                // No sandbox yet: the next sync of the pod tries again.
+                for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                    self.note(
+                        uid,
+                        &c.name,
+                        "ContainerCreating",
+                        &format!("MountVolume.SetUp failed: {e}"),
+                    );
+                }
+                return Ok(());
+            }
+        };
+        for task in self.refreshers.remove(uid).unwrap_or_default() {
+            task.abort();
+        }
+        let tasks = volumes
+            .tokens
+            .iter()
+            .map(|(file, next)| {
+                tokio::spawn(projected::keep_fresh(client.clone(), file.clone(), *next))
+            })
+            .collect();
+        self.refreshers.insert(uid.to_string(), tasks);
         let sandbox_config = cri_config::sandbox(pod, &self.settings.data_dir);
         let _ = std::fs::create_dir_all(&sandbox_config.log_directory);
         let sandbox_id = self
@@ -208,7 +254,7 @@ impl Worker {
                     .insert(container.name.clone(), waiting);
                 continue;
             }
-            let config = cri_config::container(pod, container);
+            let config = cri_config::container(pod, container, &volumes.dirs);
             let created = self
                 .cri
                 .runtime

@@ -41,6 +41,7 @@ impl Gate {
             .inner
             .authenticator
             .authenticate(&path, req.headers_mut(), peer)
+            .await
         {
             Ok(user) => user,
             Err(denied) => return denied.response(),

@@ -1,7 +1,7 @@
 //! Subresources: `status` (GET/PUT/PATCH changing only status), `scale`
 //! (an `autoscaling/v1` Scale view of `spec.replicas`), `pods/binding`
 //! (the scheduler sets `spec.nodeName`) and `pods/eviction` (a delete that
-//! respects PodDisruptionBudgets).
+//! respects PodDisruptionBudgets); `serviceaccounts/token` is in `token.rs`.
 
 use std::sync::Arc;
 
@@ -47,6 +47,7 @@ pub async fn serve(
         }
         (Subresource::Binding, &Method::POST) => bind(core, ctx, body).await,
         (Subresource::Eviction, &Method::POST) => evict(core, ctx, body).await,
+        (Subresource::Token, &Method::POST) => super::token::create(core, ctx, body).await,
         _ => Err(ApiStatus::method_not_allowed(
             method,
             &format!("{}/{sub}", kind.plural),

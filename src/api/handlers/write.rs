@@ -245,7 +245,8 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     }
     let sent = decode_body(&ctx.headers, &body)?;
     super::fields::check_strict(&ctx, &sent)?;
-    let obj = check_type(kind, sent)?;
+    let mut obj = check_type(kind, sent)?;
+    crate::api::admission::admit_create(core, kind, ctx.namespace(), &mut obj).await?;
     let managed = Managed::Update(fieldmanager::manager(&ctx)?, kind.api_version());
     let created = create_managed(
         core,

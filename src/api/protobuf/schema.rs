@@ -483,6 +483,32 @@ static RESOURCE_QUOTA: Message = Message {
     ],
 };
 
+static BOUND_OBJECT_REFERENCE: Message = Message {
+    name: "BoundObjectReference",
+    fields: &[
+        f(1, "kind", Str),
+        f(2, "apiVersion", Str),
+        f(3, "name", Str),
+        f(4, "uid", Str),
+    ],
+};
+static TOKEN_REQUEST_SPEC: Message = Message {
+    name: "TokenRequestSpec",
+    fields: &[
+        r(1, "audiences", Str),
+        f(3, "boundObjectRef", Msg(&BOUND_OBJECT_REFERENCE)),
+        f(4, "expirationSeconds", Int),
+    ],
+};
+static TOKEN_REQUEST: Message = Message {
+    name: "TokenRequest",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&TOKEN_REQUEST_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+
 /// The top-level messages this server decodes, by apiVersion and kind.
 pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
     Some(match (api_version, kind) {
@@ -501,6 +527,7 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("policy/v1", "PodDisruptionBudget") => &PDB,
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "Eviction") => &EVICTION,
+        ("authentication.k8s.io/v1", "TokenRequest") => &TOKEN_REQUEST,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => &DELETE_OPTIONS,
         _ => return None,
     })

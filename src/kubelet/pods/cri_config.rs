@@ -1,13 +1,14 @@
 //! Translates a Pod and its containers into CRI sandbox and container
 //! configs: metadata and the labels that tie runtime objects to the pod,
-//! log paths, command, args, env and working directory.
+//! log paths, command, args, env, working directory and the mounts of the
+//! volumes the kubelet has set up.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ImageSpec, KeyValue, LinuxContainerConfig,
-    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, Mount,
     NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
 };
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -74,8 +75,34 @@ pub fn sandbox(pod: &Pod, agent_dir: &Path) -> PodSandboxConfig {
     }
 }
 
-/// The container config of `container` in `pod`.
-pub fn container(pod: &Pod, container: &Container) -> ContainerConfig {
+/// Bind mounts of the volumes in `volumes` (host directory by volume name)
+/// that `container` mounts; mounts of other volumes, and `subPath` mounts,
+/// are not set up yet.
+fn mounts(container: &Container, volumes: &BTreeMap<String, PathBuf>) -> Vec<Mount> {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.sub_path.as_deref().unwrap_or("").is_empty())
+        .filter_map(|m| {
+            let host = volumes.get(&m.name)?;
+            Some(Mount {
+                container_path: m.mount_path.clone(),
+                host_path: host.display().to_string(),
+                readonly: m.read_only.unwrap_or(false),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// The container config of `container` in `pod`; `volumes` are the host
+/// directories of the pod's prepared volumes.
+pub fn container(
+    pod: &Pod,
+    container: &Container,
+    volumes: &BTreeMap<String, PathBuf>,
+) -> ContainerConfig {
     let mut labels = pod_labels(pod);
     labels.insert(
         "io.kubernetes.container.name".to_string(),
@@ -105,6 +132,7 @@ pub fn container(pod: &Pod, container: &Container) -> ContainerConfig {
         args: container.args.clone().unwrap_or_default(),
         working_dir: container.working_dir.clone().unwrap_or_default(),
         envs,
+        mounts: mounts(container, volumes),
         labels,
         log_path: format!("{}/0.log", container.name),
         linux: Some(LinuxContainerConfig {
