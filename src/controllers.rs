@@ -5,6 +5,7 @@
 //! (`system:serviceaccount:kube-system:<name>-controller`), as
 //! kube-controller-manager does with `--use-service-account-credentials`.
 
+pub mod clusterrole_aggregation;
 pub mod deployment;
 pub mod expectations;
 pub mod replicaset;
@@ -21,11 +22,10 @@ use crate::auth::UserInfo;
 use crate::client::in_process;
 use crate::informer::Informer;
 
-/// The user a controller acts as.
+/// The user a controller acts as: its service account in kube-system,
+/// which the bootstrap policy binds to `system:controller:<name>-controller`.
 fn controller_user(name: &str) -> UserInfo {
-    UserInfo::component(&format!(
-        "system:serviceaccount:kube-system:{name}-controller"
-    ))
+    UserInfo::service_account("kube-system", &format!("{name}-controller"))
 }
 
 /// Starts the scheduler and the controllers against `router`.
@@ -50,10 +50,14 @@ pub fn start(router: Router) {
         pods,
     );
     deployment::start(
-        in_process(router, controller_user("deployment")),
+        in_process(router.clone(), controller_user("deployment")),
         deployments,
         replicasets,
     );
+    clusterrole_aggregation::start(in_process(
+        router,
+        controller_user("clusterrole-aggregation"),
+    ));
     tracing::info!("scheduler and controllers started");
 }
 

@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod fields;
 pub mod read;
+pub mod review;
 pub mod subresource;
 pub mod watch;
 pub mod write;
@@ -39,6 +40,7 @@ pub struct Core {
     pub caches: HashMap<&'static str, Arc<WatchCache>>,
     pub config: ApiConfig,
     pub metrics: Metrics,
+    pub authz: Arc<crate::auth::rbac::Authorizer>,
 }
 
 impl Core {
@@ -72,6 +74,9 @@ pub struct Ctx {
     pub target: Target,
     pub query: Query,
     pub headers: http::HeaderMap,
+    /// Who asks; the server's own internal writes act as an anonymous
+    /// default user and skip the checks that need one.
+    pub user: Option<crate::auth::UserInfo>,
 }
 
 impl Ctx {
@@ -151,10 +156,8 @@ fn verb(method: &Method, target: &Target, query: &Query) -> &'static str {
 pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let user = parts
-        .extensions
-        .get::<crate::auth::UserInfo>()
-        .map(|u| u.username.clone());
+    let user_info = parts.extensions.get::<crate::auth::UserInfo>().cloned();
+    let user = user_info.as_ref().map(|u| u.username.clone());
     let path = parts.uri.path().to_string();
     let target = match route(&path) {
         Route::Discovery(d) => {
@@ -191,6 +194,7 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
         target,
         query,
         headers: parts.headers,
+        user: user_info,
     };
     let resp = serve(&core, &parts.method, ctx, body)
         .await
@@ -215,6 +219,9 @@ async fn serve(
     ctx: Ctx,
     body: Bytes,
 ) -> Result<Response, ApiStatus> {
+    if ctx.kind().is_review() {
+        return review::serve(core, method, ctx, body).await;
+    }
     let has_name = ctx.target.name.is_some();
     let sub = ctx.target.subresource.clone();
     let watching = ctx.query.flag("watch") || ctx.target.legacy_watch;

@@ -30,6 +30,7 @@ fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx 
         },
         query: Query::default(),
         headers: http::HeaderMap::new(),
+        user: None,
     }
 }
 
