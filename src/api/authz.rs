@@ -144,7 +144,165 @@ pub async fn authorize(State(core): State<Arc<Core>>, mut req: Request, next: Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{ApiConfig, ApiServer};
     use crate::auth::rbac::ResourceAttributes;
+    use axum::body::Body;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    async fn call(
+        router: &axum::Router,
+        user: Option<UserInfo>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(u) = user {
+            req = req.extension(u);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = req.body(Body::from(body)).unwrap_or_else(|e| panic!("{e}"));
+        let resp = match router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(e) => match e {},
+        };
+        let status = resp.status();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => panic!("{e}"),
+        };
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    #[tokio::test]
+    async fn every_route_is_authorized_and_reviews_answer_from_the_authorizer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::store::open(None, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = ApiConfig {
+            cluster_cidr: "10.42.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+            service_cidr: "10.43.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+            cluster_dns: "10.43.0.10".parse().unwrap_or_else(|_| unreachable!()),
+            cluster_domain: "cluster.local".into(),
+            service_node_port_range: (30000, 32767),
+            advertise_address: "192.0.2.10".parse().unwrap_or_else(|_| unreachable!()),
+            https_port: 6443,
+        };
+        let api = ApiServer::new(store, config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let router = api.router();
+
+        // Anonymous: health and version only.
+        assert_eq!(
+            call(&router, None, "GET", "/healthz", None).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&router, None, "GET", "/version", None).await.0,
+            StatusCode::OK
+        );
+        let (s, v) = call(&router, None, "GET", "/metrics", None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(
+            v["message"],
+            r#"forbidden: User "system:anonymous" cannot get path "/metrics""#
+        );
+        let (s, v) = call(
+            &router,
+            None,
+            "GET",
+            "/api/v1/namespaces/default/pods",
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(v["reason"], "Forbidden");
+        assert_eq!(v["details"]["kind"], "pods");
+
+        // An authenticated user without bindings: discovery and reviews.
+        let bob = UserInfo::component("bob");
+        assert_eq!(
+            call(&router, Some(bob.clone()), "GET", "/apis", None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let review = serde_json::json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "pods", "namespace": "default"}}});
+        let (s, v) = call(
+            &router,
+            Some(bob.clone()),
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            Some(review),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(v["status"]["allowed"], false);
+        assert_eq!(v["kind"], "SelfSubjectAccessReview");
+        let (s, v) = call(
+            &router,
+            Some(bob.clone()),
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            Some(serde_json::json!({"spec": {}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        // SubjectAccessReview is for delegators, not for bob.
+        let (s, _) = call(
+            &router,
+            Some(bob),
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            Some(serde_json::json!({"spec": {"user": "x", "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+
+        // The kubelet may not delete namespaces; it may ask about others.
+        let (s, _) = call(
+            &router,
+            Some(UserInfo::node("n1")),
+            "DELETE",
+            "/api/v1/namespaces/default",
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = call(
+            &router,
+            Some(UserInfo::node("n1")),
+            "POST",
+            "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
+            Some(serde_json::json!({"spec": {"user": "system:kube-scheduler", "resourceAttributes": {"verb": "create", "resource": "pods", "subresource": "binding", "namespace": "other"}}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, v) = call(
+            &router,
+            Some(UserInfo::node("n1")),
+            "POST",
+            "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
+            Some(serde_json::json!({"spec": {"user": "system:kube-scheduler", "resourceAttributes": {"verb": "create", "resource": "pods", "subresource": "binding"}}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["status"]["allowed"], true);
+        assert_eq!(
+            v["status"]["reason"],
+            r#"RBAC: allowed by ClusterRoleBinding "system:kube-scheduler" of ClusterRole "system:kube-scheduler" to User "system:kube-scheduler""#
+        );
+    }
 
     #[test]
     fn messages_read_as_upstream_words_them() {

@@ -186,26 +186,35 @@ async fn ensure(
 /// Creates or reconciles the whole bootstrap policy, then waits until the
 /// watch caches the authorizer reads have caught up with it.
 pub async fn run(core: &Core) -> Result<(), ApiStatus> {
-    let mut written: Vec<(&'static KindInfo, i64)> = Vec::new();
+    let mut jobs = Vec::new();
     for role in ROLES {
-        let kind = kind(if role.namespace.is_some() {
+        let plural = if role.namespace.is_some() {
             "roles"
         } else {
             "clusterroles"
-        })?;
-        if let Some(rv) = ensure(core, kind, role.namespace, role.object(), false).await? {
-            written.push((kind, rv));
-        }
+        };
+        jobs.push((kind(plural)?, role.namespace, role.object(), false));
     }
     for binding in BINDINGS {
-        let kind = kind(if binding.namespace.is_some() {
+        let plural = if binding.namespace.is_some() {
             "rolebindings"
         } else {
             "clusterrolebindings"
-        })?;
-        if let Some(rv) = ensure(core, kind, binding.namespace, binding.object(), true).await? {
-            written.push((kind, rv));
-        }
+        };
+        jobs.push((kind(plural)?, binding.namespace, binding.object(), true));
+    }
+    // All at once, so the store commits them in a few group commits.
+    let results = futures::future::join_all(jobs.into_iter().map(
+        |(kind, namespace, obj, is_binding)| async move {
+            ensure(core, kind, namespace, obj, is_binding)
+                .await
+                .map(|rv| rv.map(|rv| (kind, rv)))
+        },
+    ))
+    .await;
+    let mut written = Vec::new();
+    for result in results {
+        written.extend(result?);
     }
     for (kind, revision) in written {
         let cache = core.cache(kind)?;
