@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::handlers::Core;
+use crate::api::metrics::RequestLabels;
 use crate::api::request::Query;
 use crate::api::status::ApiStatus;
 use crate::api::watch_cache::WatchCache;
@@ -112,6 +113,7 @@ pub fn forbidden(attrs: &Attributes<'_>, reason: &str) -> ApiStatus {
 /// The middleware: anonymous when no user came with the request, then
 /// allowed or 403.
 pub async fn authorize(State(core): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let user = match req.extensions().get::<UserInfo>() {
         Some(u) => u.clone(),
         None => {
@@ -138,7 +140,42 @@ pub async fn authorize(State(core): State<Arc<Core>>, mut req: Request, next: Ne
         reason = %decision.reason,
         "forbidden"
     );
+    if let Some(labels) = metric_labels(&info) {
+        core.metrics.observe(&labels, 403, started.elapsed());
+    }
     forbidden(&attrs, &decision.reason).into_response()
+}
+
+/// The request-metric labels of a denied request to a served resource
+/// (denials of other paths are not counted, as they are not for allowed
+/// ones).
+fn metric_labels(info: &RequestInfo) -> Option<RequestLabels> {
+    let r = info.resource.as_ref()?;
+    let kind = registry::lookup(&r.group, &r.version, &r.resource)?;
+    let verb = match info.verb.as_str() {
+        "get" => "GET",
+        "list" => "LIST",
+        "watch" => "WATCH",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" => "PATCH",
+        "delete" => "DELETE",
+        "deletecollection" => "DELETECOLLECTION",
+        _ => "UNKNOWN",
+    };
+    let scope = match (r.namespace.is_empty(), kind.namespaced, r.name.is_empty()) {
+        (false, _, _) => "namespace",
+        (true, true, true) => "cluster",
+        _ => "resource",
+    };
+    Some(RequestLabels {
+        group: kind.group,
+        version: kind.version,
+        resource: kind.plural,
+        subresource: r.subresource.clone(),
+        verb,
+        scope,
+    })
 }
 
 #[cfg(test)]
@@ -228,6 +265,22 @@ mod tests {
         assert_eq!(s, StatusCode::FORBIDDEN);
         assert_eq!(v["reason"], "Forbidden");
         assert_eq!(v["details"]["kind"], "pods");
+        let admin = UserInfo {
+            username: "system:admin".into(),
+            groups: vec!["system:masters".into()],
+            ..UserInfo::default()
+        };
+        let (_, metrics) = call(&router, Some(admin), "GET", "/metrics", None).await;
+        let metrics = metrics.as_str().unwrap_or_default().to_string();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("apiserver_request_total{")
+                    && l.contains("code=\"403\"")
+                    && l.contains("resource=\"pods\"")
+                    && l.contains("verb=\"LIST\"")),
+            "{metrics}"
+        );
 
         // An authenticated user without bindings: discovery and reviews.
         let bob = UserInfo::component("bob");
