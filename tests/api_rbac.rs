@@ -314,6 +314,39 @@ fn a_namespace_admin_cannot_grant_what_she_does_not_hold() {
         stderr(&out)
     );
 
+    // Aggregating cluster roles takes full authority.
+    ok(
+        &server,
+        &[
+            "create",
+            "clusterrole",
+            "clusterrole-maker",
+            "--verb=create",
+            "--resource=clusterroles",
+        ],
+    );
+    ok(
+        &server,
+        &[
+            "create",
+            "clusterrolebinding",
+            "alice-makes",
+            "--clusterrole=clusterrole-maker",
+            "--user=alice",
+        ],
+    );
+    let aggregated = write_manifest(
+        &server,
+        "aggregated.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: everything\naggregationRule:\n  clusterRoleSelectors:\n  - matchLabels:\n      rbac.authorization.k8s.io/aggregate-to-admin: \"true\"\n",
+    );
+    eventually(WAIT, "the aggregationRule is refused", || {
+        let out = server.kubectl_with(&alice, &["create", "-f", &aggregated]);
+        stderr(&out)
+            .contains(r#"clusterroles.rbac.authorization.k8s.io "everything" is forbidden: must have cluster-admin privileges to use the aggregationRule"#)
+            .then_some(())
+    });
+
     // With `escalate` on roles she may.
     ok(
         &server,
