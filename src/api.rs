@@ -8,6 +8,7 @@
 //! objects ([`status`]).
 
 pub mod admission;
+pub mod authz;
 pub mod bootstrap;
 pub mod convert;
 pub mod discovery;
@@ -131,19 +132,22 @@ impl ApiServer {
     pub async fn new(store: Arc<dyn Backend>, config: ApiConfig) -> Result<Self, ApiError> {
         let mut caches = HashMap::new();
         for kind in registry::KINDS {
-            if !caches.contains_key(kind.storage) {
+            if !kind.is_review() && !caches.contains_key(kind.storage) {
                 let cache = WatchCache::start(Arc::clone(&store), kind.prefix(None)).await?;
                 caches.insert(kind.storage, cache);
             }
         }
+        let authz = Arc::new(authz::authorizer(&caches)?);
         let core = Arc::new(Core {
             store,
             caches,
             config,
             metrics: metrics::Metrics::default(),
             token_issuer: std::sync::OnceLock::new(),
+            authz,
         });
         bootstrap::run(&core).await?;
+        crate::auth::rbac::reconcile::run(&core).await?;
         admission::quota::start(Arc::clone(&core));
         if let Some(namespaces) = registry::lookup("", "v1", "namespaces") {
             let list = core
@@ -185,7 +189,8 @@ impl ApiServer {
 
     /// The router serving every API path. It reads the
     /// [`crate::auth::UserInfo`] that the listener puts into each request's
-    /// extensions when there is one.
+    /// extensions (a request without one is anonymous) and authorizes every
+    /// request with RBAC before serving it.
     pub fn router(&self) -> Router {
         let ok = || async { (StatusCode::OK, "ok") };
         let metrics_core = Arc::clone(&self.core);
@@ -210,6 +215,10 @@ impl ApiServer {
             )
             .route("/openapi/v3/{*gv}", get(openapi_document))
             .fallback(handlers::dispatch)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&self.core),
+                authz::authorize,
+            ))
             .with_state(Arc::clone(&self.core))
     }
 }

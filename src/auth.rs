@@ -9,10 +9,11 @@
 //! `x509` checks client certificates against the cluster CA, `token` maps
 //! bearer tokens to users (`serviceaccount` issues and checks
 //! service-account JWTs, `jwt` signs them), and `authn` combines both per
-//! request.
+//! request. `rbac` then authorizes what the user asks for.
 
 pub mod authn;
 pub mod jwt;
+pub mod rbac;
 pub mod serviceaccount;
 pub mod token;
 pub mod x509;
@@ -35,6 +36,31 @@ impl UserInfo {
             username: username.to_string(),
             uid: String::new(),
             groups: vec!["system:authenticated".to_string()],
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+impl UserInfo {
+    /// A node's kubelet: `system:node:<name>` in `system:nodes`.
+    pub fn node(name: &str) -> Self {
+        let mut user = Self::component(&format!("system:node:{name}"));
+        user.groups.insert(0, "system:nodes".to_string());
+        user
+    }
+
+    /// A service account, as its token authenticates:
+    /// `system:serviceaccount:<ns>:<name>` in `system:serviceaccounts` and
+    /// `system:serviceaccounts:<ns>`.
+    pub fn service_account(namespace: &str, name: &str) -> Self {
+        UserInfo {
+            username: format!("system:serviceaccount:{namespace}:{name}"),
+            uid: String::new(),
+            groups: vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".to_string(),
+            ],
             extra: BTreeMap::new(),
         }
     }

@@ -68,10 +68,24 @@ mod tests {
             );
         }
 
-        let configmaps: Api<ConfigMap> = Api::namespaced(client, "default");
         let mut cm = ConfigMap::default();
         cm.metadata.name = Some("in-process".to_string());
         cm.data = Some([("k".to_string(), "v".to_string())].into());
+        // The scheduler's role does not cover configmaps: the same
+        // authorization as remote clients applies.
+        let as_scheduler: Api<ConfigMap> = Api::namespaced(client, "default");
+        match as_scheduler.create(&PostParams::default(), &cm).await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),
+            other => panic!("the scheduler created a configmap: {other:?}"),
+        }
+
+        let admin = UserInfo {
+            username: "system:admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            ..UserInfo::default()
+        };
+        let configmaps: Api<ConfigMap> =
+            Api::namespaced(in_process(api.router(), admin), "default");
         let created = configmaps
             .create(&PostParams::default(), &cm)
             .await

@@ -5,6 +5,7 @@
 //! (`system:serviceaccount:kube-system:<name>-controller`), as
 //! kube-controller-manager does with `--use-service-account-credentials`.
 
+pub mod clusterrole_aggregation;
 pub mod deployment;
 pub mod expectations;
 pub mod garbagecollector;
@@ -25,11 +26,10 @@ use crate::auth::UserInfo;
 use crate::client::in_process;
 use crate::informer::Informer;
 
-/// The user a controller acts as.
+/// The user a controller acts as: its service account in kube-system,
+/// which the bootstrap policy binds to `system:controller:<name>-controller`.
 fn controller_user(name: &str) -> UserInfo {
-    UserInfo::component(&format!(
-        "system:serviceaccount:kube-system:{name}-controller"
-    ))
+    UserInfo::service_account("kube-system", &format!("{name}-controller"))
 }
 
 /// Starts the scheduler and the controllers against `router`; `ca_pem` is
@@ -43,7 +43,7 @@ pub fn start(router: Router, ca_pem: &str) {
     let nodes = Informer::start(Api::<Node>::all(informers_client.clone()));
     let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));
     let deployments = Informer::start(Api::<Deployment>::all(informers_client.clone()));
-    let namespaces = Informer::start(Api::<Namespace>::all(informers_client));
+    let namespaces = Informer::start(Api::<Namespace>::all(informers_client.clone()));
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
@@ -62,16 +62,22 @@ pub fn start(router: Router, ca_pem: &str) {
     );
     serviceaccount::start(
         in_process(router.clone(), controller_user("service-account")),
+        informers_client.clone(),
         namespaces.clone(),
     );
     rootca::start(
         in_process(
-            router,
-            UserInfo::component("system:serviceaccount:kube-system:root-ca-cert-publisher"),
+            router.clone(),
+            UserInfo::service_account("kube-system", "root-ca-cert-publisher"),
         ),
+        informers_client,
         namespaces,
         ca_pem.to_string(),
     );
+    clusterrole_aggregation::start(in_process(
+        router,
+        controller_user("clusterrole-aggregation"),
+    ));
     tracing::info!("scheduler and controllers started");
 }
 

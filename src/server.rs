@@ -112,7 +112,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     crate::controllers::garbagecollector::start(
         crate::client::in_process(
             api.router(),
-            UserInfo::component("system:serviceaccount:kube-system:generic-garbage-collector"),
+            UserInfo::service_account("kube-system", "generic-garbage-collector"),
         ),
         api.caches(),
     );
@@ -139,16 +139,18 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
 
 /// Starts node IPAM and, unless `--disable-agent`, this server's own node.
 fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
+    // Node IPAM runs as the node controller's service account, as in
+    // kube-controller-manager (its role may patch nodes).
     let ipam_client = crate::client::in_process(
         api.router(),
-        UserInfo::component("system:kube-controller-manager"),
+        UserInfo::service_account("kube-system", "node-controller"),
     );
     tokio::spawn(crate::node_ipam::run(ipam_client, config.cluster_cidr));
     if config.disable_agent {
         tracing::info!("--disable-agent: running the control plane only, without a node");
         return;
     }
-    let user = UserInfo::component(&format!("system:node:{}", config.node_name));
+    let user = UserInfo::node(&config.node_name);
     crate::agent::spawn(
         crate::client::in_process(api.router(), user),
         AgentConfig {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::api::registry::{self, KindInfo, VERBS, group_version};
+use crate::api::registry::{self, KindInfo, group_version};
 use crate::api::request::Discovery;
 use crate::api::response::json;
 use crate::api::status::ApiStatus;
@@ -79,7 +79,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": VERBS,
+            "verbs": k.verbs(),
         });
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
@@ -117,7 +117,7 @@ fn resource_discovery(k: &KindInfo) -> Value {
         "responseKind": {"group": "", "version": "", "kind": k.kind},
         "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": k.singular,
-        "verbs": VERBS,
+        "verbs": k.verbs(),
     });
     if !k.short_names.is_empty() {
         r["shortNames"] = json!(k.short_names);

@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod fields;
 pub mod read;
+pub mod review;
 pub mod subresource;
 pub mod token;
 pub mod watch;
@@ -42,6 +43,7 @@ pub struct Core {
     pub metrics: Metrics,
     /// Signs `serviceaccounts/token` tokens, once the server has set it.
     pub token_issuer: std::sync::OnceLock<Arc<crate::auth::serviceaccount::TokenIssuer>>,
+    pub authz: Arc<crate::auth::rbac::Authorizer>,
 }
 
 impl Core {
@@ -75,6 +77,9 @@ pub struct Ctx {
     pub target: Target,
     pub query: Query,
     pub headers: http::HeaderMap,
+    /// Who asks; the server's own internal writes act as an anonymous
+    /// default user and skip the checks that need one.
+    pub user: Option<crate::auth::UserInfo>,
 }
 
 impl Ctx {
@@ -154,10 +159,8 @@ fn verb(method: &Method, target: &Target, query: &Query) -> &'static str {
 pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let user = parts
-        .extensions
-        .get::<crate::auth::UserInfo>()
-        .map(|u| u.username.clone());
+    let user_info = parts.extensions.get::<crate::auth::UserInfo>().cloned();
+    let user = user_info.as_ref().map(|u| u.username.clone());
     let path = parts.uri.path().to_string();
     let target = match route(&path) {
         Route::Discovery(d) => {
@@ -194,6 +197,7 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
         target,
         query,
         headers: parts.headers,
+        user: user_info,
     };
     let resp = serve(&core, &parts.method, ctx, body)
         .await
@@ -218,6 +222,9 @@ async fn serve(
     ctx: Ctx,
     body: Bytes,
 ) -> Result<Response, ApiStatus> {
+    if ctx.kind().is_review() {
+        return review::serve(core, method, ctx, body).await;
+    }
     let has_name = ctx.target.name.is_some();
     let sub = ctx.target.subresource.clone();
     let watching = ctx.query.flag("watch") || ctx.target.legacy_watch;

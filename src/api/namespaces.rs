@@ -30,6 +30,7 @@ fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx 
         },
         query: Query::default(),
         headers: http::HeaderMap::new(),
+        user: None,
     }
 }
 
@@ -55,7 +56,7 @@ async fn cleanup_round(core: &Arc<Core>, ns: &str) -> Result<bool, crate::api::s
     let mut seen = BTreeSet::new();
     for kind in KINDS
         .iter()
-        .filter(|k| k.namespaced && seen.insert(k.storage))
+        .filter(|k| k.namespaced && !k.is_review() && seen.insert(k.storage))
     {
         let page = core
             .store

@@ -122,6 +122,17 @@ impl KindInfo {
         )
     }
 
+    /// The create-only review kinds of `authentication.k8s.io` and
+    /// `authorization.k8s.io`: answered at once, never stored.
+    pub fn is_review(&self) -> bool {
+        matches!(self.group, "authentication.k8s.io" | "authorization.k8s.io")
+    }
+
+    /// The verbs the kind serves.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.is_review() { &["create"] } else { VERBS }
+    }
+
     /// The key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         format!("{}{name}", self.prefix(namespace))
@@ -483,6 +494,61 @@ pub static KINDS: &[KindInfo] = &[
         &["pdb"],
         NONE,
         &[Status]
+    ),
+    kind!(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        false,
+        NONE,
+        NONE,
+        &[]
+    ),
+    kind!(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        true,
+        NONE,
+        NONE,
+        &[]
+    ),
+    kind!(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        false,
+        NONE,
+        NONE,
+        &[]
+    ),
+    kind!(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        false,
+        NONE,
+        NONE,
+        &[]
+    ),
+    kind!(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        false,
+        NONE,
+        NONE,
+        &[]
     ),
     kind!(
         "rbac.authorization.k8s.io",

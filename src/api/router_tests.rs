@@ -14,6 +14,16 @@ use tower::ServiceExt;
 use super::{ApiConfig, ApiServer};
 use crate::store::Backend;
 
+/// The requests of these tests come from a cluster admin (the admin
+/// kubeconfig's identity), so authorization never stands in their way.
+fn admin() -> crate::auth::UserInfo {
+    crate::auth::UserInfo {
+        username: "system:admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+        ..Default::default()
+    }
+}
+
 struct Harness {
     router: Router,
     store: Arc<dyn Backend>,
@@ -57,6 +67,7 @@ impl Harness {
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
         let req = Request::builder()
+            .extension(admin())
             .method(method)
             .uri(path)
             .header(header::CONTENT_TYPE, content_type)
@@ -94,6 +105,7 @@ impl Harness {
     ) -> tokio::sync::mpsc::Receiver<Value> {
         let req = Request::get(path)
             .header(header::ACCEPT, accept)
+            .extension(admin())
             .body(Body::empty())
             .unwrap_or_else(|e| panic!("request: {e}"));
         let resp = match self.router.clone().oneshot(req).await {
@@ -737,6 +749,7 @@ async fn creating_in_a_terminating_namespace_is_forbidden() {
 async fn discovery_legacy_and_aggregated() {
     let h = harness().await;
     let req = Request::get("/apis")
+        .extension(admin())
         .header(
             header::ACCEPT,
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
@@ -857,6 +870,7 @@ async fn tables_for_get_list_and_watch() {
     let get = |path: String| {
         let req = Request::get(path)
             .header(header::ACCEPT, TABLE)
+            .extension(admin())
             .body(Body::empty())
             .unwrap_or_else(|e| panic!("request: {e}"));
         let router = h.router.clone();

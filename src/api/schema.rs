@@ -69,8 +69,8 @@ macro_rules! also {
 impl Catalog {
     fn build() -> Catalog {
         use k8s_openapi::api::{
-            apps, autoscaling, batch, coordination, core, discovery, events, networking, policy,
-            rbac, scheduling, storage,
+            apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,
+            events, networking, policy, rbac, scheduling, storage,
         };
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
         use k8s_openapi::apimachinery::pkg::apis::meta;
@@ -98,6 +98,10 @@ impl Catalog {
             autoscaling::v2::HorizontalPodAutoscaler, autoscaling::v1::HorizontalPodAutoscaler,
             autoscaling::v1::Scale,
             apiextensions::v1::CustomResourceDefinition,
+            authorization::v1::SelfSubjectAccessReview, authorization::v1::SubjectAccessReview,
+            authorization::v1::LocalSubjectAccessReview,
+            authorization::v1::SelfSubjectRulesReview,
+            authentication::v1::SelfSubjectReview, authentication::v1::TokenRequest,
         );
         also!(generator;
             meta::v1::Status, meta::v1::DeleteOptions, meta::v1::WatchEvent<()>,

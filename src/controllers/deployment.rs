@@ -182,13 +182,24 @@ impl Controller {
                 .await
                 .map_err(DeploymentError::ReplicaSet)?;
         }
-        if revision(&d.metadata) != new_revision {
+        // An update, not a patch: upstream's deployment-controller role
+        // may update deployments but not patch them.
+        let d = if revision(&d.metadata) != new_revision {
             let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-            let patch = json!({"metadata": {"annotations": {REVISION: new_revision.to_string()}}});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(DeploymentError::Deployment)?;
-        }
+            let mut updated = (*d).clone();
+            updated
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(REVISION.to_string(), new_revision.to_string());
+            Arc::new(
+                api.replace(name, &PostParams::default(), &updated)
+                    .await
+                    .map_err(DeploymentError::Deployment)?,
+            )
+        } else {
+            Arc::clone(&d)
+        };
 
         let mut all_states = vec![RsState::of(&new_rs)];
         all_states.extend(old_states.iter().copied());
@@ -383,12 +394,14 @@ impl Controller {
             self.client.clone(),
             d.metadata.namespace.as_deref().unwrap_or_default(),
         );
-        let patch = json!({"status": serde_json::to_value(&status)?});
+        // A status update (not a patch), as upstream's controller role allows.
+        let mut updated = d.clone();
+        updated.status = Some(status);
         match api
-            .patch_status(
+            .replace_status(
                 d.metadata.name.as_deref().unwrap_or_default(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &PostParams::default(),
+                &updated,
             )
             .await
         {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -365,17 +365,23 @@ impl Controller {
         {
             return Ok(());
         }
-        let patch = json!({"status": {
-            "replicas": replicas, "fullyLabeledReplicas": fully_labeled, "readyReplicas": ready,
-            "availableReplicas": available, "observedGeneration": generation,
-        }});
+        // A status update (not a patch), as upstream's controller role allows.
+        let mut updated = rs.clone();
+        updated.status = Some(ReplicaSetStatus {
+            replicas,
+            fully_labeled_replicas: Some(fully_labeled),
+            ready_replicas: Some(ready),
+            available_replicas: Some(available),
+            observed_generation: generation,
+            ..status
+        });
         let api: Api<ReplicaSet> = Api::namespaced(
             self.client.clone(),
             rs.metadata.namespace.as_deref().unwrap_or_default(),
         );
         let name = rs.metadata.name.as_deref().unwrap_or_default();
         match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .replace_status(name, &PostParams::default(), &updated)
             .await
         {
             Ok(_) => {}

@@ -19,21 +19,24 @@ pub const NAME: &str = "kube-root-ca.crt";
 pub const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
 pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
-/// Starts the publisher of `ca_pem`.
-pub fn start(client: Client, namespaces: Shared<Namespace>, ca_pem: String) {
+/// Starts the publisher of `ca_pem`: it writes as `client` and reads
+/// ConfigMaps through `reader` (the controller manager's shared identity).
+pub fn start(client: Client, reader: Client, namespaces: Shared<Namespace>, ca_pem: String) {
     let informer = Arc::clone(&namespaces);
     let sync_client = client.clone();
+    let sync_reader = reader.clone();
     let ca_pem = Arc::new(ca_pem);
     per_namespace::run(
         "root-ca-cert-publisher",
         namespaces,
-        Api::<ConfigMap>::all(client),
+        Api::<ConfigMap>::all(reader),
         NAME,
         move |ns| {
             let client = sync_client.clone();
+            let reader = sync_reader.clone();
             let informer = Arc::clone(&informer);
             let ca_pem = Arc::clone(&ca_pem);
-            async move { sync(client, &informer, &ns, &ca_pem).await }
+            async move { sync(client, reader, &informer, &ns, &ca_pem).await }
         },
     );
 }
@@ -67,6 +70,7 @@ pub fn desired(current: &ConfigMap, ca_pem: &str) -> Option<ConfigMap> {
 
 async fn sync(
     client: Client,
+    reader: Client,
     namespaces: &Shared<Namespace>,
     ns: &str,
     ca_pem: &str,
@@ -76,7 +80,10 @@ async fn sync(
         _ => return Ok(()),
     }
     let api: Api<ConfigMap> = Api::namespaced(client, ns);
-    let result = match api.get_opt(NAME).await? {
+    let result = match Api::<ConfigMap>::namespaced(reader, ns)
+        .get_opt(NAME)
+        .await?
+    {
         Some(current) => match desired(&current, ca_pem) {
             Some(next) => api.replace(NAME, &PostParams::default(), &next).await,
             None => return Ok(()),

@@ -14,30 +14,43 @@ use super::per_namespace::{self, is_active, namespace_gone};
 /// The service account every namespace gets.
 pub const DEFAULT: &str = "default";
 
-/// Starts the controller.
-pub fn start(client: Client, namespaces: Shared<Namespace>) {
+/// Starts the controller: it writes as `client` and watches service
+/// accounts through `reader` (the controller manager's shared identity, as
+/// upstream's controllers read through shared informers).
+pub fn start(client: Client, reader: Client, namespaces: Shared<Namespace>) {
     let informer = Arc::clone(&namespaces);
     let sync_client = client.clone();
+    let sync_reader = reader.clone();
     per_namespace::run(
         "serviceaccount",
         namespaces,
-        Api::<ServiceAccount>::all(client),
+        Api::<ServiceAccount>::all(reader),
         DEFAULT,
         move |ns| {
             let client = sync_client.clone();
+            let reader = sync_reader.clone();
             let informer = Arc::clone(&informer);
-            async move { sync(client, &informer, &ns).await }
+            async move { sync(client, reader, &informer, &ns).await }
         },
     );
 }
 
-async fn sync(client: Client, namespaces: &Shared<Namespace>, ns: &str) -> Result<(), kube::Error> {
+async fn sync(
+    client: Client,
+    reader: Client,
+    namespaces: &Shared<Namespace>,
+    ns: &str,
+) -> Result<(), kube::Error> {
     match namespaces.get("", ns) {
         Some(n) if is_active(&n) => {}
         _ => return Ok(()),
     }
     let api: Api<ServiceAccount> = Api::namespaced(client, ns);
-    if api.get_opt(DEFAULT).await?.is_some() {
+    if Api::<ServiceAccount>::namespaced(reader, ns)
+        .get_opt(DEFAULT)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let mut sa = ServiceAccount::default();

@@ -311,14 +311,24 @@ impl Drop for SimNodes {
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics naming
 /// `what` after `timeout`.
-pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(timeout: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    match try_eventually(timeout, check) {
+        Some(v) => v,
+        None => panic!("timed out after {timeout:?} waiting for: {what}"),
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`; `None` after
+/// `timeout`.
+#[allow(dead_code)]
+pub fn try_eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(200));
     }

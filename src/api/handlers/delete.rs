@@ -362,6 +362,7 @@ pub async fn delete_collection(
             },
             query: ctx.query.clone(),
             headers: ctx.headers.clone(),
+            user: ctx.user.clone(),
         };
         match delete_one(core, &one, &opts).await {
             Ok(Deleted::Gone(o) | Deleted::Pending(o)) => {

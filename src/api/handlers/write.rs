@@ -235,6 +235,21 @@ pub async fn create_managed(
     Err(err)
 }
 
+/// Escalation prevention for writes of RBAC objects by a user.
+fn admit_rbac(core: &Core, ctx: &Ctx, obj: &Value, old: Option<&Value>) -> Result<(), ApiStatus> {
+    match &ctx.user {
+        Some(user) => crate::auth::rbac::escalation::check(
+            &core.authz,
+            user,
+            ctx.kind(),
+            ctx.namespace().unwrap_or_default(),
+            obj,
+            old,
+        ),
+        None => Ok(()),
+    }
+}
+
 pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
     let kind = ctx.kind();
     if kind.namespaced && ctx.namespace().is_none() {
@@ -246,6 +261,7 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     let sent = decode_body(&ctx.headers, &body)?;
     super::fields::check_strict(&ctx, &sent)?;
     let mut obj = check_type(kind, sent)?;
+    admit_rbac(core, &ctx, &obj, None)?;
     crate::api::admission::admit_create(core, kind, ctx.namespace(), &mut obj).await?;
     let managed = Managed::Update(fieldmanager::manager(&ctx)?, kind.api_version());
     let created = create_managed(
@@ -380,6 +396,7 @@ pub async fn guaranteed_update(
                 meta_mut(&mut new).insert("generation".into(), json!(generation));
             }
             invalid_if_any(kind, ctx.name(), strategy.validate_update(&new, &current))?;
+            admit_rbac(core, ctx, &new, Some(&current))?;
             if explicit {
                 // `managedFields: [{}]` (or an empty list) clears them.
                 let cleared = new["metadata"]["managedFields"]
@@ -467,6 +484,7 @@ pub async fn update(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             check_identity(&ctx, &mut obj)?;
             meta_mut(&mut obj).insert("name".into(), json!(ctx.name()));
             meta_mut(&mut obj).remove("resourceVersion");
+            admit_rbac(core, &ctx, &obj, None)?;
             let created =
                 create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
             return Ok(json(StatusCode::CREATED, &from_storage(kind, created)));

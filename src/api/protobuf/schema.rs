@@ -508,6 +508,71 @@ static TOKEN_REQUEST: Message = Message {
         f(3, "status", Ty::Ignored),
     ],
 };
+static RESOURCE_ATTRIBUTES: Message = Message {
+    name: "ResourceAttributes",
+    fields: &[
+        f(1, "namespace", Str),
+        f(2, "verb", Str),
+        f(3, "group", Str),
+        f(4, "version", Str),
+        f(5, "resource", Str),
+        f(6, "subresource", Str),
+        f(7, "name", Str),
+    ],
+};
+static NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "NonResourceAttributes",
+    fields: &[f(1, "path", Str), f(2, "verb", Str)],
+};
+static SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SubjectAccessReviewSpec",
+    fields: &[
+        f(1, "resourceAttributes", Msg(&RESOURCE_ATTRIBUTES)),
+        f(2, "nonResourceAttributes", Msg(&NON_RESOURCE_ATTRIBUTES)),
+        f(3, "user", Str),
+        r(4, "groups", Str),
+        f(6, "uid", Str),
+    ],
+};
+static SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SubjectAccessReview",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&SUBJECT_ACCESS_REVIEW_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        f(1, "resourceAttributes", Msg(&RESOURCE_ATTRIBUTES)),
+        f(2, "nonResourceAttributes", Msg(&NON_RESOURCE_ATTRIBUTES)),
+    ],
+};
+static SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[f(1, "namespace", Str)],
+};
+static SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static SELF_SUBJECT_REVIEW: Message = Message {
+    name: "SelfSubjectReview",
+    fields: &[f(1, "metadata", META), f(2, "status", Ty::Ignored)],
+};
 
 /// The top-level messages this server decodes, by apiVersion and kind.
 pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
@@ -528,6 +593,12 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "Eviction") => &EVICTION,
         ("authentication.k8s.io/v1", "TokenRequest") => &TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            &SUBJECT_ACCESS_REVIEW
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => &SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => &SELF_SUBJECT_RULES_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => &SELF_SUBJECT_REVIEW,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => &DELETE_OPTIONS,
         _ => return None,
     })
