@@ -465,3 +465,57 @@ fn typed_create_commands_send_protobuf_and_work() {
     );
     assert_eq!(quota, "2");
 }
+
+#[test]
+fn create_ingress_and_autoscale_send_protobuf_and_work() {
+    let server = TestServer::start();
+    ok(
+        &server,
+        &[
+            "create",
+            "ingress",
+            "simple",
+            "--class=default",
+            "--rule=foo.com/bar*=svc1:8080,tls=my-cert",
+            "--rule=/path=svc2:http",
+        ],
+    );
+    let ingress = ok(
+        &server,
+        &[
+            "get",
+            "ingress",
+            "simple",
+            "-o",
+            "jsonpath={.spec.ingressClassName} {.spec.rules[0].host} {.spec.rules[0].http.paths[0].path} {.spec.rules[0].http.paths[0].pathType} {.spec.rules[0].http.paths[0].backend.service.name}:{.spec.rules[0].http.paths[0].backend.service.port.number} {.spec.tls[0].secretName} {.spec.rules[1].http.paths[0].backend.service.port.name}",
+        ],
+    );
+    assert_eq!(
+        ingress,
+        "default foo.com /bar Prefix svc1:8080 my-cert http"
+    );
+
+    ok(&server, &["create", "deployment", "web", "--image=nginx"]);
+    ok(
+        &server,
+        &[
+            "autoscale",
+            "deployment",
+            "web",
+            "--min=2",
+            "--max=5",
+            "--cpu-percent=60",
+        ],
+    );
+    let hpa = ok(
+        &server,
+        &[
+            "get",
+            "hpa.v2.autoscaling",
+            "web",
+            "-o",
+            "jsonpath={.spec.scaleTargetRef.kind}/{.spec.scaleTargetRef.name} {.spec.minReplicas}-{.spec.maxReplicas} {.spec.metrics[0].resource.name}={.spec.metrics[0].resource.target.averageUtilization}",
+        ],
+    );
+    assert_eq!(hpa, "Deployment/web 2-5 cpu=60");
+}

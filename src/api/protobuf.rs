@@ -177,6 +177,15 @@ fn message(m: &'static Message, data: &[u8]) -> Result<Value, ProtoError> {
                 message: m.name,
                 tag,
             })?;
+        if let Ty::Inline(inner) = field.ty {
+            let Wire::Bytes(b) = wire else {
+                return Err(ProtoError::Malformed);
+            };
+            if let Value::Object(fields) = message(inner, b)? {
+                out.extend(fields);
+            }
+            continue;
+        }
         let map_value = match field.ty {
             MapStr => Some(Str),
             MapBytes => Some(Bytes),

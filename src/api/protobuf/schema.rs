@@ -23,6 +23,9 @@ pub enum Ty {
     MapStr,
     MapBytes,
     MapQuantity,
+    /// An embedded Go struct (`json:",inline"`): its fields are the
+    /// parent's in JSON.
+    Inline(&'static Message),
 }
 
 pub struct Field {
@@ -483,6 +486,170 @@ static RESOURCE_QUOTA: Message = Message {
     ],
 };
 
+static TYPED_LOCAL_OBJECT_REFERENCE: Message = Message {
+    name: "TypedLocalObjectReference",
+    fields: &[f(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)],
+};
+static SERVICE_BACKEND_PORT: Message = Message {
+    name: "ServiceBackendPort",
+    fields: &[z(1, "name", Str), z(2, "number", Int)],
+};
+static INGRESS_SERVICE_BACKEND: Message = Message {
+    name: "IngressServiceBackend",
+    fields: &[f(1, "name", Str), f(2, "port", Msg(&SERVICE_BACKEND_PORT))],
+};
+static INGRESS_BACKEND: Message = Message {
+    name: "IngressBackend",
+    fields: &[
+        f(3, "resource", Msg(&TYPED_LOCAL_OBJECT_REFERENCE)),
+        f(4, "service", Msg(&INGRESS_SERVICE_BACKEND)),
+    ],
+};
+static HTTP_INGRESS_PATH: Message = Message {
+    name: "HTTPIngressPath",
+    fields: &[
+        z(1, "path", Str),
+        f(2, "backend", Msg(&INGRESS_BACKEND)),
+        f(3, "pathType", Str),
+    ],
+};
+static HTTP_INGRESS_RULE_VALUE: Message = Message {
+    name: "HTTPIngressRuleValue",
+    fields: &[r(1, "paths", Msg(&HTTP_INGRESS_PATH))],
+};
+static INGRESS_RULE_VALUE: Message = Message {
+    name: "IngressRuleValue",
+    fields: &[f(1, "http", Msg(&HTTP_INGRESS_RULE_VALUE))],
+};
+static INGRESS_RULE: Message = Message {
+    name: "IngressRule",
+    fields: &[z(1, "host", Str), f(2, "", Ty::Inline(&INGRESS_RULE_VALUE))],
+};
+static INGRESS_TLS: Message = Message {
+    name: "IngressTLS",
+    fields: &[r(1, "hosts", Str), z(2, "secretName", Str)],
+};
+static INGRESS_SPEC: Message = Message {
+    name: "IngressSpec",
+    fields: &[
+        f(1, "defaultBackend", Msg(&INGRESS_BACKEND)),
+        r(2, "tls", Msg(&INGRESS_TLS)),
+        r(3, "rules", Msg(&INGRESS_RULE)),
+        f(4, "ingressClassName", Str),
+    ],
+};
+static INGRESS: Message = Message {
+    name: "Ingress",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&INGRESS_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static CROSS_VERSION_OBJECT_REFERENCE: Message = Message {
+    name: "CrossVersionObjectReference",
+    fields: &[
+        f(1, "kind", Str),
+        f(2, "name", Str),
+        z(3, "apiVersion", Str),
+    ],
+};
+static HPA_V1_SPEC: Message = Message {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f(1, "scaleTargetRef", Msg(&CROSS_VERSION_OBJECT_REFERENCE)),
+        f(2, "minReplicas", Int),
+        f(3, "maxReplicas", Int),
+        f(4, "targetCPUUtilizationPercentage", Int),
+    ],
+};
+static HPA_V1: Message = Message {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&HPA_V1_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
+static METRIC_TARGET: Message = Message {
+    name: "MetricTarget",
+    fields: &[
+        f(1, "type", Str),
+        f(2, "value", Ty::Quantity),
+        f(3, "averageValue", Ty::Quantity),
+        f(4, "averageUtilization", Int),
+    ],
+};
+static METRIC_IDENTIFIER: Message = Message {
+    name: "MetricIdentifier",
+    fields: &[f(1, "name", Str), f(2, "selector", Msg(&LABEL_SELECTOR))],
+};
+static RESOURCE_METRIC_SOURCE: Message = Message {
+    name: "ResourceMetricSource",
+    fields: &[f(1, "name", Str), f(2, "target", Msg(&METRIC_TARGET))],
+};
+static CONTAINER_RESOURCE_METRIC_SOURCE: Message = Message {
+    name: "ContainerResourceMetricSource",
+    fields: &[
+        f(1, "name", Str),
+        f(2, "target", Msg(&METRIC_TARGET)),
+        f(3, "container", Str),
+    ],
+};
+static PODS_METRIC_SOURCE: Message = Message {
+    name: "PodsMetricSource",
+    fields: &[
+        f(1, "metric", Msg(&METRIC_IDENTIFIER)),
+        f(2, "target", Msg(&METRIC_TARGET)),
+    ],
+};
+static EXTERNAL_METRIC_SOURCE: Message = Message {
+    name: "ExternalMetricSource",
+    fields: &[
+        f(1, "metric", Msg(&METRIC_IDENTIFIER)),
+        f(2, "target", Msg(&METRIC_TARGET)),
+    ],
+};
+static OBJECT_METRIC_SOURCE: Message = Message {
+    name: "ObjectMetricSource",
+    fields: &[
+        f(1, "describedObject", Msg(&CROSS_VERSION_OBJECT_REFERENCE)),
+        f(2, "target", Msg(&METRIC_TARGET)),
+        f(3, "metric", Msg(&METRIC_IDENTIFIER)),
+    ],
+};
+static METRIC_SPEC: Message = Message {
+    name: "MetricSpec",
+    fields: &[
+        f(1, "type", Str),
+        f(2, "object", Msg(&OBJECT_METRIC_SOURCE)),
+        f(3, "pods", Msg(&PODS_METRIC_SOURCE)),
+        f(4, "resource", Msg(&RESOURCE_METRIC_SOURCE)),
+        f(5, "external", Msg(&EXTERNAL_METRIC_SOURCE)),
+        f(
+            7,
+            "containerResource",
+            Msg(&CONTAINER_RESOURCE_METRIC_SOURCE),
+        ),
+    ],
+};
+static HPA_V2_SPEC: Message = Message {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f(1, "scaleTargetRef", Msg(&CROSS_VERSION_OBJECT_REFERENCE)),
+        f(2, "minReplicas", Int),
+        f(3, "maxReplicas", Int),
+        r(4, "metrics", Msg(&METRIC_SPEC)),
+    ],
+};
+static HPA_V2: Message = Message {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f(1, "metadata", META),
+        f(2, "spec", Msg(&HPA_V2_SPEC)),
+        f(3, "status", Ty::Ignored),
+    ],
+};
 static BOUND_OBJECT_REFERENCE: Message = Message {
     name: "BoundObjectReference",
     fields: &[
@@ -593,6 +760,9 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("scheduling.k8s.io/v1", "PriorityClass") => &PRIORITY_CLASS,
         ("policy/v1", "Eviction") => &EVICTION,
         ("authentication.k8s.io/v1", "TokenRequest") => &TOKEN_REQUEST,
+        ("networking.k8s.io/v1", "Ingress") => &INGRESS,
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => &HPA_V1,
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => &HPA_V2,
         ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
             &SUBJECT_ACCESS_REVIEW
         }
