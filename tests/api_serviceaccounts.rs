@@ -60,8 +60,23 @@ fn manifest(server: &TestServer, name: &str, body: &str) -> PathBuf {
 }
 
 /// A namespace whose `default` service account exists.
+/// Creates `ns` and lets its service accounts read it (RBAC: `view`), so
+/// that a request with their tokens shows authentication, not a 403.
 fn namespace(server: &TestServer, ns: &str) {
     ok(server, &["create", "namespace", ns]);
+    let group = format!("--group=system:serviceaccounts:{ns}");
+    ok(
+        server,
+        &[
+            "-n",
+            ns,
+            "create",
+            "rolebinding",
+            "sa-view",
+            "--clusterrole=view",
+            &group,
+        ],
+    );
     eventually(WAIT, "the default service account", || {
         server
             .kubectl(&["-n", ns, "get", "serviceaccount", "default"])
