@@ -516,3 +516,81 @@ fn aggregation_and_the_bootstrap_policy_survive_edits_and_restarts() {
         "{labels}"
     );
 }
+
+#[test]
+fn impersonation_needs_the_impersonate_verb_and_acts_as_the_target() {
+    let server = TestServer::start();
+    ok(&server, &["create", "namespace", "team"]);
+    ok(
+        &server,
+        &[
+            "create",
+            "rolebinding",
+            "alice-view",
+            "--clusterrole=view",
+            "--user=alice",
+            "-n",
+            "team",
+        ],
+    );
+    // An admin may impersonate anyone: acting as alice, she is alice.
+    let as_alice = |args: &[&str]| {
+        let mut all = vec!["--as=alice"];
+        all.extend(args);
+        server.kubectl(&all)
+    };
+    let who = as_alice(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert!(who.status.success(), "{}", stderr(&who));
+    assert_eq!(stdout(&who), "alice [\"system:authenticated\"]");
+    assert_eq!(
+        stdout(&as_alice(&["auth", "can-i", "list", "pods", "-n", "team"])).trim(),
+        "yes"
+    );
+    let out = as_alice(&["get", "pods", "-n", "default"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // alice herself may not impersonate.
+    let alice = user_kubeconfig(&server, "alice", &[]);
+    let out = server.kubectl_with(&alice, &["get", "pods", "-n", "team", "--as=bob"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // Groups and service accounts impersonate too.
+    let out = server.kubectl(&[
+        "auth",
+        "whoami",
+        "--as=system:serviceaccount:team:default",
+        "-o",
+        "jsonpath={.status.userInfo.groups}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[\"system:serviceaccounts\",\"system:serviceaccounts:team\",\"system:authenticated\"]"
+    );
+    let out = server.kubectl(&[
+        "auth",
+        "can-i",
+        "get",
+        "nodes",
+        "--as=carol",
+        "--as-group=system:masters",
+    ]);
+    assert_eq!(stdout(&out).trim(), "yes");
+}

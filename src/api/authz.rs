@@ -122,6 +122,17 @@ pub async fn authorize(State(core): State<Arc<Core>>, mut req: Request, next: Ne
             anon
         }
     };
+    let user = match impersonate(&core, &user, req.headers()) {
+        Ok(None) => user,
+        Ok(Some(as_user)) => {
+            for name in impersonation_headers(req.headers()) {
+                req.headers_mut().remove(&name);
+            }
+            req.extensions_mut().insert(as_user.clone());
+            as_user
+        }
+        Err(status) => return status.into_response(),
+    };
     // A malformed query is refused later by the handler; for authorization
     // it is read as no query, as upstream does.
     let query: Vec<(String, String)> = Query::parse(req.uri().query())
@@ -144,6 +155,148 @@ pub async fn authorize(State(core): State<Arc<Core>>, mut req: Request, next: Ne
         core.metrics.observe(&labels, 403, started.elapsed());
     }
     forbidden(&attrs, &decision.reason).into_response()
+}
+
+const IMPERSONATE_USER: &str = "impersonate-user";
+const IMPERSONATE_UID: &str = "impersonate-uid";
+const IMPERSONATE_GROUP: &str = "impersonate-group";
+const IMPERSONATE_EXTRA: &str = "impersonate-extra-";
+
+/// The impersonation headers a request carries.
+fn impersonation_headers(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k == IMPERSONATE_USER
+                || k == IMPERSONATE_UID
+                || k == IMPERSONATE_GROUP
+                || k.starts_with(IMPERSONATE_EXTRA)
+        })
+        .cloned()
+        .collect()
+}
+
+fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(String::from)
+        .collect()
+}
+
+/// Percent-decoding of an `Impersonate-Extra-` key, as upstream unescapes it.
+fn unescape(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(key.get(i + 1..i + 3).unwrap_or(""), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The user a request impersonates (`kubectl --as`, `--as-group`,
+/// `--as-uid`), after checking that `user` may `impersonate` each part, as
+/// upstream's impersonation filter: `None` without impersonation headers.
+fn impersonate(
+    core: &Core,
+    user: &UserInfo,
+    headers: &http::HeaderMap,
+) -> Result<Option<UserInfo>, ApiStatus> {
+    let names = impersonation_headers(headers);
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let username = header_values(headers, IMPERSONATE_USER).into_iter().next();
+    let groups = header_values(headers, IMPERSONATE_GROUP);
+    let uid = header_values(headers, IMPERSONATE_UID).into_iter().next();
+    let mut extra: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in names
+        .iter()
+        .filter(|n| n.as_str().starts_with(IMPERSONATE_EXTRA))
+    {
+        let key = unescape(&name.as_str()[IMPERSONATE_EXTRA.len()..]);
+        extra.insert(key, header_values(headers, name.as_str()));
+    }
+    let Some(username) = username.filter(|u| !u.is_empty()) else {
+        return Err(ApiStatus::bad_request(
+            "requested impersonation of groups, uid or extra without impersonating a user",
+        ));
+    };
+    let check = |resource: &str, group: &str, namespace: &str, name: &str| {
+        let attrs = Attributes {
+            user,
+            verb: "impersonate",
+            path: "",
+            resource: Some(crate::auth::rbac::ResourceAttributes {
+                group,
+                version: "",
+                resource,
+                subresource: "",
+                namespace,
+                name,
+            }),
+        };
+        let decision = core.authz.authorize(&attrs);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(forbidden(&attrs, &decision.reason))
+        }
+    };
+    let mut as_user = UserInfo {
+        username: username.clone(),
+        uid: String::new(),
+        groups: Vec::new(),
+        extra: Default::default(),
+    };
+    match username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((ns, name)) => {
+            check("serviceaccounts", "", ns, name)?;
+            if groups.is_empty() {
+                as_user.groups = UserInfo::service_account(ns, name).groups;
+                as_user.groups.retain(|g| g != "system:authenticated");
+            }
+        }
+        None => check("users", "", "", &username)?,
+    }
+    for g in &groups {
+        check("groups", "", "", g)?;
+        as_user.groups.push(g.clone());
+    }
+    for (key, values) in &extra {
+        let resource = format!("userextras/{key}");
+        for v in values {
+            check(&resource, "authentication.k8s.io", "", v)?;
+        }
+    }
+    if let Some(uid) = uid {
+        check("uids", "authentication.k8s.io", "", &uid)?;
+        as_user.uid = uid;
+    }
+    as_user.extra = extra;
+    if username == "system:anonymous" {
+        if groups.is_empty() {
+            as_user.groups.push("system:unauthenticated".to_string());
+        }
+    } else if !as_user.groups.iter().any(|g| g == "system:authenticated") {
+        as_user.groups.push("system:authenticated".to_string());
+    }
+    tracing::debug!(user = %user.username, as_user = %as_user.username, "impersonating");
+    Ok(Some(as_user))
 }
 
 /// The request-metric labels of a denied request to a served resource
@@ -181,6 +334,14 @@ fn metric_labels(info: &RequestInfo) -> Option<RequestLabels> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_keys_are_percent_decoded() {
+        assert_eq!(unescape("scopes"), "scopes");
+        assert_eq!(unescape("example.com%2fteam"), "example.com/team");
+        assert_eq!(unescape("bad%2"), "bad%2");
+        assert_eq!(unescape("%zz"), "%zz");
+    }
     use crate::api::{ApiConfig, ApiServer};
     use crate::auth::rbac::ResourceAttributes;
     use axum::body::Body;
