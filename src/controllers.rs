@@ -9,6 +9,7 @@ pub mod clusterrole_aggregation;
 pub mod deployment;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod nodelifecycle;
 pub mod per_namespace;
 pub mod replicaset;
 pub mod rootca;
@@ -33,8 +34,10 @@ fn controller_user(name: &str) -> UserInfo {
 }
 
 /// Starts the scheduler and the controllers against `router`; `ca_pem` is
-/// the cluster CA the root CA publisher puts into every namespace.
-pub fn start(router: Router, ca_pem: &str) {
+/// the cluster CA the root CA publisher puts into every namespace;
+/// `node_grace` is how long a node may go without a heartbeat before it is
+/// marked Unknown (`--node-monitor-grace-period`).
+pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     let informers_client = in_process(
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
@@ -48,7 +51,20 @@ pub fn start(router: Router, ca_pem: &str) {
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
         pods.clone(),
+        nodes.clone(),
+    );
+    let leases = Informer::start(
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            informers_client.clone(),
+            "kube-node-lease",
+        ),
+    );
+    nodelifecycle::start(
+        in_process(router.clone(), controller_user("node")),
         nodes,
+        pods.clone(),
+        leases,
+        node_grace,
     );
     replicaset::start(
         in_process(router.clone(), controller_user("replicaset")),

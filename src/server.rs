@@ -108,7 +108,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     )?);
     api.enable_token_requests(Arc::clone(&issuer));
 
-    crate::controllers::start(api.router(), &pki.ca_pem);
+    crate::controllers::start(api.router(), &pki.ca_pem, config.node_monitor_grace_period);
     crate::controllers::garbagecollector::start(
         crate::client::in_process(
             api.router(),

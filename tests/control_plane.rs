@@ -580,3 +580,83 @@ fn a_recreate_rollout_stops_old_pods_before_starting_new_ones() {
     });
     wait_running(&server, "app=redo", 3);
 }
+
+/// A node whose heartbeats stop is marked Unknown and tainted after the
+/// grace period; pods that do not tolerate that long are evicted.
+#[test]
+fn a_silent_node_turns_unknown_and_its_pods_are_evicted() {
+    let server = TestServer::start_with(&["--node-monitor-grace-period=4s"]);
+    let nodes = SimNodes::start(&server, 1);
+    let pod = |name: &str, tolerate: Option<u32>| {
+        let toleration = match tolerate {
+            Some(s) => format!(
+                "\n  tolerations:\n  - key: node.kubernetes.io/unreachable\n    operator: Exists\n    effect: NoExecute\n    tolerationSeconds: {s}"
+            ),
+            None => String::new(),
+        };
+        let path = server.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: busybox{toleration}\n"
+            ),
+        )
+        .expect("write manifest");
+        kubectl_ok(
+            &server,
+            &["create", "-f", path.to_str().expect("utf-8 path")],
+        );
+    };
+    pod("brief", Some(1));
+    pod("patient", None);
+    eventually(DEADLINE, "both pods running", || {
+        let running = kubectl_ok(
+            &server,
+            &["get", "pods", "-o", "jsonpath={.items[*].status.phase}"],
+        );
+        (running.trim() == "Running Running").then_some(())
+    });
+
+    drop(nodes);
+    eventually(DEADLINE, "the node Unknown and tainted", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "node",
+                "sim-0",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason} {.spec.taints[*].key}"#,
+            ],
+        );
+        (out.starts_with("Unknown NodeStatusUnknown")
+            && out.contains("node.kubernetes.io/unreachable"))
+        .then_some(out)
+    });
+    // The pod that tolerates a second is evicted (it stays Terminating: its
+    // node cannot confirm); the one with the default 300 s stays.
+    eventually(DEADLINE, "the brief pod evicted", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pod",
+                "brief",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+        );
+        (!out.trim().is_empty()).then_some(())
+    });
+    let patient = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pod",
+            "patient",
+            "-o",
+            r#"jsonpath={.metadata.deletionTimestamp}|{.status.conditions[?(@.type=="Ready")].status}"#,
+        ],
+    );
+    assert_eq!(patient, "|False", "kept, but no longer ready");
+}

@@ -93,6 +93,9 @@ pub struct ServerArgs {
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
+    /// How long a node may go without a heartbeat before it is marked Unknown and tainted, e.g. 40s or 2m [default: 40s]
+    #[arg(long, env = "SKIFF_NODE_MONITOR_GRACE_PERIOD", value_name = "DURATION")]
+    pub node_monitor_grace_period: Option<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info]
     #[arg(long, env = "SKIFF_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -142,6 +145,7 @@ pub struct ServerConfig {
     pub disable_agent: bool,
     pub node_name: String,
     pub container_runtime_endpoint: Option<PathBuf>,
+    pub node_monitor_grace_period: std::time::Duration,
     pub log_level: String,
 }
 
@@ -270,6 +274,11 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     );
     let container_runtime_endpoint =
         (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
+    let node_monitor_grace_period = checks::duration(&pick(
+        "node-monitor-grace-period",
+        &args.node_monitor_grace_period,
+        "40s",
+    ))?;
     let log_level = checks::log_level(&pick("log-level", &args.log_level, "info"))?;
 
     checks::cidrs_apart(
@@ -302,6 +311,7 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         disable_agent,
         node_name,
         container_runtime_endpoint,
+        node_monitor_grace_period,
         log_level,
     })
 }

@@ -65,6 +65,44 @@ pub(super) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
     }
 }
 
+/// A duration such as `40s`, `2m`, `1h30m` or `500ms` (at least a second).
+pub(super) fn duration(raw: &Raw) -> Result<std::time::Duration, ConfigError> {
+    let bad = || raw.invalid("use a duration such as 40s, 2m or 1m30s (at least 1s)");
+    let text = raw.value.trim();
+    let mut total = std::time::Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    if text.is_empty() {
+        return Err(bad());
+    }
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                std::time::Duration::from_millis(1)
+            }
+            ('h', _) => std::time::Duration::from_secs(3600),
+            ('m', _) => std::time::Duration::from_secs(60),
+            ('s', _) => std::time::Duration::from_secs(1),
+            _ => return Err(bad()),
+        };
+        total = unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(bad)?;
+    }
+    if !number.is_empty() || total < std::time::Duration::from_secs(1) {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
 pub(super) fn boolean(raw: &Raw) -> Result<bool, ConfigError> {
     match raw.value.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
