@@ -192,9 +192,10 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
         query,
         headers: parts.headers,
     };
-    let resp = serve(&core, &parts.method, ctx, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let (resp, warnings) =
+        crate::api::warning::collect(serve(&core, &parts.method, ctx, body)).await;
+    let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
+    crate::api::warning::apply(&mut resp, &warnings);
     let status = resp.status().as_u16();
     let took = started.elapsed();
     core.metrics.observe(&labels, status, took);

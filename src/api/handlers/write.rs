@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Core, Ctx, load, store_error};
+use super::{Core, Ctx, fields, load, store_error};
 use crate::api::convert::{from_storage, to_storage};
 use crate::api::kinds::strategy_for;
 use crate::api::object::{self, meta_mut, meta_str};
@@ -204,8 +204,8 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             kind.plural,
         ));
     }
-    let sent = decode_body(&ctx.headers, &body)?;
-    super::fields::check_strict(&ctx, &sent)?;
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    fields::check_body(&ctx, fields::Options::Create, &body, &mut sent)?;
     let obj = check_type(kind, sent)?;
     let created = create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
     Ok(json(StatusCode::CREATED, &from_storage(kind, created)))
@@ -359,8 +359,8 @@ pub fn check_identity(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiStatus> {
 /// PUT of a whole object (main resource or `/status`).
 pub async fn put(core: &Arc<Core>, ctx: Ctx, body: Bytes, mode: Mode) -> Result<Value, ApiStatus> {
     let kind = ctx.kind();
-    let sent = decode_body(&ctx.headers, &body)?;
-    super::fields::check_strict(&ctx, &sent)?;
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    fields::check_body(&ctx, fields::Options::Update, &body, &mut sent)?;
     let mut obj = check_type(kind, sent)?;
     check_identity(&ctx, &mut obj)?;
     let updated = guaranteed_update(core, &ctx, mode, &mut |_| Ok(obj.clone())).await?;
@@ -377,8 +377,8 @@ pub async fn update(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             .map_err(store_error)?
             .is_none();
         if missing {
-            let sent = decode_body(&ctx.headers, &body)?;
-            super::fields::check_strict(&ctx, &sent)?;
+            let mut sent = decode_body(&ctx.headers, &body)?;
+            fields::check_body(&ctx, fields::Options::Update, &body, &mut sent)?;
             let mut obj = check_type(kind, sent)?;
             check_identity(&ctx, &mut obj)?;
             meta_mut(&mut obj).insert("name".into(), json!(ctx.name()));
@@ -406,8 +406,8 @@ pub async fn apply_patch(
     let patch_type = PatchType::from_content_type(&content_type(&ctx.headers))?;
     let mut mutate = |current: &Value| {
         let seen = from_storage(kind, current.clone());
-        let patched = patch::apply(patch_type, &seen, &body)?;
-        super::fields::check_strict(&ctx, &patched)?;
+        let mut patched = patch::apply(patch_type, &seen, &body)?;
+        fields::check_patched(&ctx, &body, &mut patched)?;
         let mut patched = check_type(kind, patched)?;
         check_identity(&ctx, &mut patched)?;
         Ok(patched)
