@@ -2,7 +2,8 @@
 //!
 //! * `/openapi/v3`: the index, `paths` → `serverRelativeURL` with the
 //!   document's content hash (SHA-512, upper-case hex), and
-//!   `/openapi/v3/<gv>`: one document per group version ([`v3`]). A request
+//!   `/openapi/v3/<gv>`: one document per group version ([`v3`]), as JSON
+//!   or as gnostic's `openapi.v3.Document` protobuf ([`proto`]). A request
 //!   with the current `hash` is answered `Cache-Control: public, immutable`
 //!   (kubectl caches it on disk); a stale hash is redirected (301) to the
 //!   current URL.
@@ -21,6 +22,7 @@ pub mod proto;
 pub mod v2;
 pub mod v3;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use axum::body::Body;
@@ -38,6 +40,8 @@ pub use v3::gv_path;
 pub const VERSION: &str = "v1.33.0+skiff";
 
 const JSON: &str = "application/json";
+const V3_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v3.v1.0+protobuf";
+const V3_PROTOBUF_OLD: &str = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
 const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 const V2_PROTOBUF_OLD: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
@@ -60,12 +64,19 @@ pub fn lookup(path: &str) -> Option<(&'static str, &'static str)> {
 /// A catalog definition as the documents publish it. k8s-openapi makes
 /// `metadata` a required field of every kind; upstream's schemas require it
 /// only of core Events.
-pub fn published(name: &str, def: &Value) -> Value {
-    let mut def = def.clone();
-    if def.get("x-kubernetes-group-version-kind").is_some()
-        && name != "io.k8s.api.core.v1.Event"
-        && let Some(map) = def.as_object_mut()
+pub fn published(name: &str, def: &'static Value) -> Cow<'static, Value> {
+    let requires_metadata = def
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|f| f == "metadata"));
+    if !requires_metadata
+        || def.get("x-kubernetes-group-version-kind").is_none()
+        || name == "io.k8s.api.core.v1.Event"
     {
+        return Cow::Borrowed(def);
+    }
+    let mut def = def.clone();
+    if let Some(map) = def.as_object_mut() {
         if let Some(Value::Array(required)) = map.get_mut("required") {
             required.retain(|r| r != "metadata");
         }
@@ -77,7 +88,7 @@ pub fn published(name: &str, def: &Value) -> Value {
             map.remove("required");
         }
     }
-    def
+    Cow::Owned(def)
 }
 
 /// A `std::io::Write` that only hashes, to hash a document without keeping
@@ -100,14 +111,14 @@ fn hex_upper(digest: &[u8]) -> String {
 }
 
 /// The ETag of a JSON document: SHA-512 of its serialized form.
-fn etag_of(doc: &Value) -> String {
+fn etag_of(doc: &impl serde::Serialize) -> String {
     let mut writer = HashWriter(Sha512::new());
     // Writing into a hasher cannot fail.
     let _ = serde_json::to_writer(&mut writer, doc);
     hex_upper(&writer.0.finalize())
 }
 
-fn serialize(doc: &Value) -> Bytes {
+fn serialize(doc: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(doc).unwrap_or_default())
 }
 
@@ -118,6 +129,7 @@ struct V3Doc {
     version: &'static str,
     etag: OnceLock<String>,
     json: OnceLock<Bytes>,
+    proto: OnceLock<Bytes>,
 }
 
 impl V3Doc {
@@ -129,6 +141,14 @@ impl V3Doc {
     fn json(&self) -> &Bytes {
         self.json
             .get_or_init(|| serialize(&v3::document(self.group, self.version)))
+    }
+
+    fn proto(&self) -> &Bytes {
+        self.proto.get_or_init(|| {
+            let doc =
+                serde_json::to_value(v3::document(self.group, self.version)).unwrap_or_default();
+            Bytes::from(proto::encode_v3_document(&doc))
+        })
     }
 }
 
@@ -142,6 +162,7 @@ fn v3_docs() -> &'static [V3Doc] {
                 version,
                 etag: OnceLock::new(),
                 json: OnceLock::new(),
+                proto: OnceLock::new(),
             })
             .collect()
     })
@@ -297,9 +318,18 @@ pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Respons
     else {
         return crate::api::status::ApiStatus::path_not_found().into_response();
     };
-    if negotiate(headers, &[JSON]).is_none() {
-        return not_acceptable();
-    }
+    let content_type = match negotiate(headers, &[JSON, V3_PROTOBUF, V3_PROTOBUF_OLD]) {
+        Some(JSON) => JSON,
+        Some(_) => V3_PROTOBUF,
+        None => return not_acceptable(),
+    };
+    let body = || {
+        if content_type == JSON {
+            doc.json()
+        } else {
+            doc.proto()
+        }
+    };
     let etag = doc.etag();
     let hash = query
         .unwrap_or("")
@@ -314,7 +344,7 @@ pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Respons
             }
             return resp;
         }
-        let mut resp = answer(headers, JSON, etag, doc.json());
+        let mut resp = answer(headers, content_type, etag, body());
         let h = resp.headers_mut();
         h.insert(
             header::CACHE_CONTROL,
@@ -329,7 +359,7 @@ pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Respons
         }
         return resp;
     }
-    answer(headers, JSON, etag, doc.json())
+    answer(headers, content_type, etag, body())
 }
 
 /// `GET /openapi/v2`.
@@ -412,13 +442,15 @@ mod tests {
             serve_v3("apis/apps/v1", None, &again).status(),
             StatusCode::NOT_MODIFIED
         );
+        let proto = serve_v3(
+            "apis/apps/v1",
+            None,
+            &accept("application/com.github.proto-openapi.spec.v3@v1.0+protobuf"),
+        );
+        assert_eq!(proto.status(), StatusCode::OK);
+        assert_eq!(proto.headers()[header::CONTENT_TYPE], V3_PROTOBUF);
         assert_eq!(
-            serve_v3(
-                "apis/apps/v1",
-                None,
-                &accept("application/com.github.proto-openapi.spec.v3@v1.0+protobuf")
-            )
-            .status(),
+            serve_v3("apis/apps/v1", None, &accept("text/html")).status(),
             StatusCode::NOT_ACCEPTABLE
         );
     }

@@ -5,7 +5,10 @@
 //! `components.schemas` every schema those reach in the catalog, plus the
 //! `<Kind>List` schemas and the meta types requests and responses carry.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
 
 use serde_json::{Map, Value, json};
 
@@ -558,31 +561,49 @@ pub fn paths_and_lists(group: &str, version: &str) -> (Map<String, Value>, Map<S
     (paths, extra)
 }
 
+/// The document of one group version. The catalog's schemas are borrowed,
+/// not copied: the document exists to be serialized once.
+#[derive(Serialize)]
+pub struct Document {
+    openapi: &'static str,
+    info: Value,
+    paths: Map<String, Value>,
+    components: Components,
+}
+
+#[derive(Serialize)]
+struct Components {
+    schemas: BTreeMap<String, Cow<'static, Value>>,
+}
+
 /// The document of one group version.
-pub fn document(group: &str, version: &str) -> Value {
+pub fn document(group: &str, version: &str) -> Document {
     let catalog = schema::catalog();
     let (paths, extra) = paths_and_lists(group, version);
     let mut names = BTreeSet::new();
     for name in [STATUS, DELETE_OPTIONS, WATCH_EVENT] {
         collect_refs(&reference(name), &mut names);
     }
-    collect_refs(&Value::Object(paths.clone()), &mut names);
+    for item in paths.values() {
+        collect_refs(item, &mut names);
+    }
     for schema in extra.values() {
         collect_refs(schema, &mut names);
     }
-    let mut schemas = Map::new();
+    let mut schemas = BTreeMap::new();
     for name in names {
         if let Some(def) = catalog.definition(&name) {
-            schemas.insert(name.clone(), super::published(&name, def));
+            let def = super::published(&name, def);
+            schemas.insert(name, def);
         }
     }
-    schemas.extend(extra);
-    json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": super::VERSION},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    })
+    schemas.extend(extra.into_iter().map(|(k, v)| (k, Cow::Owned(v))));
+    Document {
+        openapi: "3.0.0",
+        info: json!({"title": "Kubernetes", "version": super::VERSION}),
+        paths,
+        components: Components { schemas },
+    }
 }
 
 #[cfg(test)]
@@ -596,7 +617,7 @@ mod tests {
             "RbacAuthorization"
         );
         assert_eq!(group_camel(""), "Core");
-        let doc = document("apps", "v1");
+        let doc = serde_json::to_value(document("apps", "v1")).expect("json");
         let item = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"];
         assert_eq!(
             item["patch"]["operationId"],
@@ -619,7 +640,7 @@ mod tests {
 
     #[test]
     fn components_hold_every_reachable_schema() {
-        let doc = document("apps", "v1");
+        let doc = serde_json::to_value(document("apps", "v1")).expect("json");
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         for name in [
             "io.k8s.api.apps.v1.Deployment",
