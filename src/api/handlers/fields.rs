@@ -501,4 +501,98 @@ mod tests {
         );
         assert_eq!(yaml_duplicate(b"a: 1\nb: 2\n"), None);
     }
+
+    fn ctx(path: &str, query: &str, content_type: &'static str) -> Ctx {
+        let crate::api::request::Route::Resource(target) = crate::api::request::route(path) else {
+            panic!("{path} is a resource path")
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+        Ctx {
+            target,
+            query: crate::api::request::Query::parse(Some(query)).expect("query"),
+            headers,
+        }
+    }
+
+    #[tokio::test]
+    async fn directives_decide_between_failure_warnings_and_silence() {
+        let body = Bytes::from_static(
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"},"bogus":1}"#,
+        );
+        let path = "/api/v1/namespaces/default/configmaps";
+        let decoded = || serde_json::from_slice::<Value>(&body).expect("json");
+
+        let strict = ctx(path, "fieldValidation=Strict", "application/json");
+        let err = check_body(&strict, Options::Create, &body, &mut decoded()).expect_err("strict");
+        assert_eq!((err.code, err.reason), (400, "BadRequest"));
+
+        for query in ["fieldValidation=Warn", ""] {
+            let warn = ctx(path, query, "application/json");
+            let mut obj = decoded();
+            let (result, warnings) =
+                warning::collect(async { check_body(&warn, Options::Create, &body, &mut obj) })
+                    .await;
+            assert!(result.is_ok());
+            assert_eq!(warnings, vec![r#"unknown field "bogus""#.to_string()]);
+            assert!(obj.get("bogus").is_none());
+        }
+
+        let ignore = ctx(path, "fieldValidation=Ignore", "application/json");
+        let mut obj = decoded();
+        let (result, warnings) =
+            warning::collect(async { check_body(&ignore, Options::Create, &body, &mut obj) }).await;
+        assert!(result.is_ok() && warnings.is_empty());
+        assert!(obj.get("bogus").is_none() && obj["data"]["k"] == "v");
+
+        let bad = ctx(path, "fieldValidation=Loud", "application/json");
+        let err = check_body(&bad, Options::Update, &body, &mut decoded()).expect_err("bad value");
+        assert_eq!(err.code, 422);
+        assert!(err.message.starts_with("UpdateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Loud\""), "{}", err.message);
+    }
+
+    #[test]
+    fn strict_patches_fail_on_the_patch_field() {
+        let strict = ctx(
+            "/api/v1/namespaces/default/configmaps/a",
+            "fieldValidation=Strict",
+            "application/merge-patch+json",
+        );
+        let patch = Bytes::from_static(br#"{"data":{"x":"1","x":"2"}}"#);
+        let mut patched = json!({"metadata": {"name": "a"}, "data": {"x": "2"}, "extra": true});
+        let err = check_patched(&strict, &patch, &mut patched).expect_err("strict");
+        assert_eq!((err.code, err.reason), (422, "Invalid"));
+        assert!(
+            err.message.ends_with(
+                r#"strict decoding error: duplicate field "data.x", unknown field "extra""#
+            ),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            err.details.as_ref().map(|d| &d["causes"][0]["field"]),
+            Some(&json!("patch"))
+        );
+    }
+
+    #[test]
+    fn yaml_bodies_report_lines_then_unknown_fields() {
+        let yaml = ctx(
+            "/api/v1/namespaces/default/configmaps",
+            "fieldValidation=Strict",
+            "application/yaml",
+        );
+        let body =
+            Bytes::from_static(b"kind: ConfigMap\nmetadata:\n  name: a\n  name: b\nzzz: 1\n");
+        let mut obj = json!({"kind": "ConfigMap", "metadata": {"name": "b"}, "zzz": 1});
+        let err = check_body(&yaml, Options::Create, &body, &mut obj).expect_err("strict");
+        assert!(
+            err.message.ends_with("strict decoding error: yaml: unmarshal errors:\n  line 4: key \"name\" already set in map, unknown field \"zzz\""),
+            "{}",
+            err.message
+        );
+    }
 }
