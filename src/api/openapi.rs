@@ -150,7 +150,7 @@ impl V3Doc {
         self.proto.get_or_init(|| {
             let doc =
                 serde_json::to_value(v3::document(self.group, self.version)).unwrap_or_default();
-            let bytes = Bytes::from(proto::encode_v3_document(&doc));
+            let bytes = Bytes::from(proto::v3::encode(&doc));
             release_freed_memory();
             bytes
         })
@@ -221,7 +221,7 @@ impl V2Doc {
                 let _ = self.etag.set(etag_of(&doc));
             }
             let bytes = if protobuf {
-                Bytes::from(proto::encode_document(&doc))
+                Bytes::from(proto::v2::encode(&doc))
             } else {
                 serialize(&doc)
             };
