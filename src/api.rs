@@ -31,6 +31,7 @@ pub mod schema;
 pub mod selectors;
 pub mod status;
 pub mod tables;
+pub mod warning;
 pub mod watch_cache;
 
 use std::collections::HashMap;
@@ -73,12 +74,10 @@ pub enum ApiError {
 /// `/openapi/v3/<gv>`: one group version's document, or 404.
 async fn openapi_document(
     axum::extract::Path(gv): axum::extract::Path<String>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match openapi::lookup(&gv) {
-        Some((g, v)) => response::json(StatusCode::OK, &openapi::document(g, v)),
-        None => status::ApiStatus::path_not_found().into_response(),
-    }
+    openapi::serve_v3(&gv, uri.query(), &headers)
 }
 
 /// A read-only view of the API server's watch caches, for in-process
@@ -211,9 +210,13 @@ impl ApiServer {
             )
             .route(
                 "/openapi/v3",
-                get(|| async { response::json(StatusCode::OK, openapi::index()) }),
+                get(|headers: http::HeaderMap| async move { openapi::serve_index(&headers) }),
             )
             .route("/openapi/v3/{*gv}", get(openapi_document))
+            .route(
+                "/openapi/v2",
+                get(|headers: http::HeaderMap| async move { openapi::serve_v2(&headers) }),
+            )
             .fallback(handlers::dispatch)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&self.core),

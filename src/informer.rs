@@ -92,10 +92,13 @@ where
         self.store.get(&key)
     }
 
-    /// A feed of changes from now on.
+    /// A feed of changes: first a [`Change::Resync`] (the store may have
+    /// filled before the subscription was taken), then every change from
+    /// now on.
     pub fn subscribe(&self) -> Subscription<K> {
         Subscription {
             rx: self.changes.subscribe(),
+            started: false,
         }
     }
 }
@@ -103,11 +106,16 @@ where
 /// One subscriber's feed.
 pub struct Subscription<K> {
     rx: broadcast::Receiver<Change<K>>,
+    started: bool,
 }
 
 impl<K: Clone> Subscription<K> {
     /// The next change; `None` once the informer is gone.
     pub async fn next(&mut self) -> Option<Change<K>> {
+        if !self.started {
+            self.started = true;
+            return Some(Change::Resync);
+        }
         match self.rx.recv().await {
             Ok(change) => Some(change),
             Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Resync),

@@ -199,9 +199,10 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
         headers: parts.headers,
         user: user_info,
     };
-    let resp = serve(&core, &parts.method, ctx, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let (resp, warnings) =
+        crate::api::warning::collect(serve(&core, &parts.method, ctx, body)).await;
+    let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
+    crate::api::warning::apply(&mut resp, &warnings);
     let status = resp.status().as_u16();
     let took = started.elapsed();
     core.metrics.observe(&labels, status, took);

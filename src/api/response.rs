@@ -37,10 +37,16 @@ pub fn content_type(headers: &HeaderMap) -> String {
 /// Decodes a request body in JSON or YAML into an object.
 pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiStatus> {
     let value: Value = match content_type(headers).as_str() {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body)
-            .map_err(|e| {
-            ApiStatus::bad_request(format!("error converting YAML to JSON: {e}"))
-        })?,
+        // A repeated key keeps its last value here, as upstream's YAML
+        // decoding does; `handlers::fields` reports it.
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let options = serde_saphyr::options! {
+                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+            };
+            serde_saphyr::from_slice_with_options(body, options).map_err(|e| {
+                ApiStatus::bad_request(format!("error converting YAML to JSON: {e}"))
+            })?
+        }
         "application/json" | "*/*" | "" => serde_json::from_slice(body).map_err(|e| {
             ApiStatus::bad_request(format!("the body of the request could not be decoded: {e}"))
         })?,

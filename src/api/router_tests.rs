@@ -336,7 +336,7 @@ async fn create_checks_names_namespaces_and_types() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
         err["message"],
-        "strict decoding error: unknown field \"bogus\""
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"bogus\""
     );
 }
 

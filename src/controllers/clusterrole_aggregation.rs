@@ -93,13 +93,20 @@ pub fn aggregate(target: &ClusterRole, all: &[Arc<ClusterRole>]) -> Option<Vec<R
 impl Controller {
     async fn watch(self: Arc<Self>) {
         let mut changes = self.roles.subscribe();
+        // The informer may have listed before this subscription: look at
+        // what it holds now, then at every change.
+        self.enqueue_aggregated();
         while changes.next().await.is_some() {
-            for role in self.roles.store().state() {
-                if role.aggregation_rule.is_some()
-                    && let Some(name) = role.metadata.name.clone()
-                {
-                    self.queue.add(name);
-                }
+            self.enqueue_aggregated();
+        }
+    }
+
+    fn enqueue_aggregated(&self) {
+        for role in self.roles.store().state() {
+            if role.aggregation_rule.is_some()
+                && let Some(name) = role.metadata.name.clone()
+            {
+                self.queue.add(name);
             }
         }
     }
@@ -118,7 +125,25 @@ impl Controller {
         let mut updated = (*role).clone();
         updated.rules = Some(serde_json::from_value(serde_json::to_value(&rules)?)?);
         let api: Api<ClusterRole> = Api::all(self.client.clone());
-        match api.replace(name, &PostParams::default(), &updated).await {
+        let mut result = api.replace(name, &PostParams::default(), &updated).await;
+        // The informer's copy may trail the store (the bootstrap reconcile
+        // writes these roles at start): retry at once on a fresh copy
+        // rather than waiting out the queue's backoff.
+        for _ in 0..3 {
+            match &result {
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                _ => break,
+            }
+            let Some(mut fresh) = api.get_opt(name).await.map_err(AggregationError::Update)? else {
+                return Ok(());
+            };
+            if aggregate(&fresh, &all).is_none() {
+                return Ok(());
+            }
+            fresh.rules = updated.rules.clone();
+            result = api.replace(name, &PostParams::default(), &fresh).await;
+        }
+        match result {
             Ok(_) => {
                 tracing::info!(
                     clusterrole = name,

@@ -92,10 +92,12 @@ fn now() -> Time {
 /// The taints a node should carry for its Ready status, of those this
 /// controller manages.
 fn wanted_taints(ready: Option<&str>) -> Vec<(&'static str, &'static str)> {
+    // A node that has not reported yet is left alone until its grace
+    // period runs out (then it is Unknown).
     let key = match ready {
-        Some("True") => return Vec::new(),
         Some("False") => NOT_READY,
-        _ => UNREACHABLE,
+        Some("Unknown") => UNREACHABLE,
+        _ => return Vec::new(),
     };
     vec![(key, "NoSchedule"), (key, "NoExecute")]
 }
@@ -453,5 +455,6 @@ mod tests {
             Some(Vec::new())
         );
         assert_eq!(retaint(&tainted, &wanted_taints(Some("Unknown"))), None);
+        assert_eq!(retaint(&node, &wanted_taints(None)), None);
     }
 }

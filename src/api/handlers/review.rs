@@ -180,8 +180,8 @@ pub async fn serve(
     if kind.namespaced && ctx.namespace().is_none() {
         return Err(ApiStatus::method_not_allowed(method, kind.plural));
     }
-    let sent = decode_body(&ctx.headers, &body)?;
-    super::fields::check_strict(&ctx, &sent)?;
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    super::fields::check_body(&ctx, super::fields::Options::Create, &body, &mut sent)?;
     let mut obj = check_type(kind, sent)?;
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Core, Ctx, load, store_error};
+use super::{Core, Ctx, fields, load, store_error};
 use crate::api::convert::{from_storage, to_storage};
 use crate::api::fieldmanager;
 use crate::api::kinds::strategy_for;
@@ -258,8 +258,8 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             kind.plural,
         ));
     }
-    let sent = decode_body(&ctx.headers, &body)?;
-    super::fields::check_strict(&ctx, &sent)?;
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    fields::check_body(&ctx, fields::Options::Create, &body, &mut sent)?;
     let mut obj = check_type(kind, sent)?;
     admit_rbac(core, &ctx, &obj, None)?;
     crate::api::admission::admit_create(core, kind, ctx.namespace(), &mut obj).await?;
@@ -460,8 +460,8 @@ pub fn check_identity(ctx: &Ctx, obj: &mut Value) -> Result<(), ApiStatus> {
 /// PUT of a whole object (main resource or `/status`).
 pub async fn put(core: &Arc<Core>, ctx: Ctx, body: Bytes, mode: Mode) -> Result<Value, ApiStatus> {
     let kind = ctx.kind();
-    let sent = decode_body(&ctx.headers, &body)?;
-    super::fields::check_strict(&ctx, &sent)?;
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    fields::check_body(&ctx, fields::Options::Update, &body, &mut sent)?;
     let mut obj = check_type(kind, sent)?;
     check_identity(&ctx, &mut obj)?;
     let updated = guaranteed_update(core, &ctx, mode, &mut |_| Ok(obj.clone())).await?;
@@ -478,8 +478,8 @@ pub async fn update(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             .map_err(store_error)?
             .is_none();
         if missing {
-            let sent = decode_body(&ctx.headers, &body)?;
-            super::fields::check_strict(&ctx, &sent)?;
+            let mut sent = decode_body(&ctx.headers, &body)?;
+            fields::check_body(&ctx, fields::Options::Update, &body, &mut sent)?;
             let mut obj = check_type(kind, sent)?;
             check_identity(&ctx, &mut obj)?;
             meta_mut(&mut obj).insert("name".into(), json!(ctx.name()));
@@ -513,8 +513,8 @@ pub async fn apply_patch(
     }
     let mut mutate = |current: &Value| {
         let seen = from_storage(kind, current.clone());
-        let patched = patch::apply(patch_type, &seen, &body)?;
-        super::fields::check_strict(&ctx, &patched)?;
+        let mut patched = patch::apply(patch_type, &seen, &body)?;
+        fields::check_patched(&ctx, &body, &mut patched)?;
         let mut patched = check_type(kind, patched)?;
         check_identity(&ctx, &mut patched)?;
         Ok(patched)
@@ -552,7 +552,7 @@ async fn server_side_apply(
             )));
         }
     };
-    let sent: Value = serde_saphyr::from_slice(&body)
+    let mut sent: Value = serde_saphyr::from_slice(&body)
         .map_err(|e| ApiStatus::bad_request(format!("error decoding YAML: {e}")))?;
     if !sent.is_object() {
         return Err(ApiStatus::bad_request(
@@ -570,7 +570,7 @@ async fn server_side_apply(
             )));
         }
     }
-    super::fields::check_strict(&ctx, &sent)?;
+    fields::check_body(&ctx, fields::Options::Patch, &body, &mut sent)?;
     let mut config = check_type(kind, sent)?;
     check_identity(&ctx, &mut config)?;
     meta_mut(&mut config).remove("managedFields");
