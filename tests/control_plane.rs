@@ -585,7 +585,9 @@ fn a_recreate_rollout_stops_old_pods_before_starting_new_ones() {
 /// grace period; pods that do not tolerate that long are evicted.
 #[test]
 fn a_silent_node_turns_unknown_and_its_pods_are_evicted() {
-    let server = TestServer::start_with(&["--node-monitor-grace-period=4s"]);
+    // The simulated nodes renew their Leases every 10 s: the grace period
+    // must be longer.
+    let server = TestServer::start_with(&["--node-monitor-grace-period=15s"]);
     let nodes = SimNodes::start(&server, 1);
     let pod = |name: &str, tolerate: Option<u32>| {
         let toleration = match tolerate {
@@ -618,7 +620,7 @@ fn a_silent_node_turns_unknown_and_its_pods_are_evicted() {
     });
 
     drop(nodes);
-    eventually(DEADLINE, "the node Unknown and tainted", || {
+    eventually(DEADLINE * 2, "the node Unknown and tainted", || {
         let out = kubectl_ok(
             &server,
             &[
