@@ -203,6 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn durations() {
+        let d = |v: &str| duration(&raw("node-monitor-grace-period", v)).ok();
+        assert_eq!(d("40s"), Some(std::time::Duration::from_secs(40)));
+        assert_eq!(d("1m30s"), Some(std::time::Duration::from_secs(90)));
+        assert_eq!(d("1h"), Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(d("1500ms"), Some(std::time::Duration::from_millis(1500)));
+        for bad in ["", "40", "s", "10x", "500ms", "-5s"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn cidrs_must_be_networks_and_apart() {
         let err = cidr(&raw("cluster-cidr", "10.42.0.1/16")).unwrap_err();
         assert!(err.to_string().contains("10.42.0.0/16"), "{err}");
