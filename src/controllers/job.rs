@@ -783,6 +783,7 @@ impl Controller {
                 .collect();
             // The uid and resourceVersion guard against clobbering a
             // concurrent change to the list (a conflict is retried).
+            let rest = (!rest.is_empty()).then_some(rest);
             let patch = json!({"metadata": {"finalizers": rest, "uid": uid,
                 "resourceVersion": pod.metadata.resource_version}});
             match api
