@@ -93,13 +93,19 @@ pub fn aggregate(target: &ClusterRole, all: &[Arc<ClusterRole>]) -> Option<Vec<R
 impl Controller {
     async fn watch(self: Arc<Self>) {
         let mut changes = self.roles.subscribe();
+        // The first list may have come and gone before this subscription.
+        self.enqueue_aggregated();
         while changes.next().await.is_some() {
-            for role in self.roles.store().state() {
-                if role.aggregation_rule.is_some()
-                    && let Some(name) = role.metadata.name.clone()
-                {
-                    self.queue.add(name);
-                }
+            self.enqueue_aggregated();
+        }
+    }
+
+    fn enqueue_aggregated(&self) {
+        for role in self.roles.store().state() {
+            if role.aggregation_rule.is_some()
+                && let Some(name) = role.metadata.name.clone()
+            {
+                self.queue.add(name);
             }
         }
     }

@@ -270,6 +270,8 @@ fn decide(
 impl Controller {
     async fn watch_cronjobs(self: Arc<Self>) {
         let mut changes = self.cronjobs.subscribe();
+        // CronJobs listed before this subscription.
+        self.enqueue_all();
         while let Some(change) = changes.next().await {
             match change {
                 Change::Applied(cj) => self.queue.add(key_of(cj.as_ref())),

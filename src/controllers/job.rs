@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -229,6 +229,75 @@ fn plan(job: &Job, active: &[&Pod], succeeded: i32, completed: &BTreeSet<i32>) -
     plan
 }
 
+/// A Job's pod counts, for [`verdict`].
+#[derive(Debug, Default)]
+struct Tally {
+    succeeded: i32,
+    failed: i32,
+    active: usize,
+    restarts: i32,
+    completed_indexes: usize,
+}
+
+/// How a running Job ends, once it does.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// `FailureTarget` with this reason and message.
+    Fail(&'static str, String),
+    /// `SuccessCriteriaMet`.
+    Succeed,
+}
+
+/// Upstream's order: a FailJob rule, then the backoff limit, then the
+/// deadline, then success.
+fn verdict(
+    spec: &JobSpec,
+    start: Option<Timestamp>,
+    tally: &Tally,
+    fail_job: Option<String>,
+    now: Timestamp,
+) -> Option<Verdict> {
+    let limit = spec.backoff_limit.unwrap_or(6);
+    let on_failure = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        == Some("OnFailure");
+    // With OnFailure, container restarts count against the limit too.
+    let restarts_over = on_failure
+        && if limit == 0 {
+            tally.restarts > 0
+        } else {
+            tally.restarts >= limit
+        };
+    let suspended = spec.suspend == Some(true);
+    let past_deadline = !suspended
+        && spec
+            .active_deadline_seconds
+            .zip(start)
+            .is_some_and(|(s, t)| now.as_second() - t.as_second() >= s);
+    if let Some(message) = fail_job {
+        return Some(Verdict::Fail("PodFailurePolicy", message));
+    }
+    if tally.failed > limit || restarts_over {
+        let message = "Job has reached the specified backoff limit".to_string();
+        return Some(Verdict::Fail("BackoffLimitExceeded", message));
+    }
+    if past_deadline {
+        let message = "Job was active longer than specified deadline".to_string();
+        return Some(Verdict::Fail("DeadlineExceeded", message));
+    }
+    let complete = match spec.completions {
+        Some(c) if spec.completion_mode.as_deref() == Some("Indexed") => {
+            tally.completed_indexes as i32 >= c
+        }
+        Some(c) => tally.succeeded >= c,
+        None => tally.succeeded > 0 && tally.active == 0,
+    };
+    complete.then_some(Verdict::Succeed)
+}
+
 /// A pod for the Job (with the completion index for Indexed Jobs).
 fn new_pod(job: &Job, index: Option<i32>) -> Pod {
     let name = job.metadata.name.clone().unwrap_or_default();
@@ -308,6 +377,8 @@ struct Census<'a> {
 impl Controller {
     async fn watch_jobs(self: Arc<Self>) {
         let mut changes = self.jobs.subscribe();
+        // Jobs listed before this subscription.
+        self.enqueue_all();
         while let Some(change) = changes.next().await {
             match change {
                 Change::Applied(job) | Change::Deleted(job) => self.queue.add(key_of(job.as_ref())),
@@ -371,10 +442,18 @@ impl Controller {
             return self.release(key, namespace, &orphans).await.map(|_| ());
         };
         let uid = job.metadata.uid.as_deref();
-        let owned: Vec<&Pod> = in_namespace
-            .filter(|p| owned_by(p, uid))
+        let (owned, strays): (Vec<&Pod>, Vec<&Pod>) = in_namespace
+            .filter(|p| owned_by(p, None))
             .map(|p| p.as_ref())
+            .partition(|p| owned_by(p, uid));
+        // Pods of an earlier Job of the same name.
+        let strays: Vec<&Pod> = strays
+            .into_iter()
+            .filter(|p| pods::has_finalizer(p))
             .collect();
+        if !strays.is_empty() {
+            self.release(key, namespace, &strays).await?;
+        }
         if job.metadata.deletion_timestamp.is_some() || finished_at(&job).is_some() {
             let holding: Vec<&Pod> = owned
                 .iter()
@@ -480,51 +559,26 @@ impl Controller {
 
         // Decide the Job's fate.
         if !ending {
-            let over_limit = match spec
-                .template
-                .spec
-                .as_ref()
-                .map(|s| s.restart_policy.clone())
-            {
-                Some(Some(p)) if p == "OnFailure" => {
-                    let limit = spec.backoff_limit.unwrap_or(6);
-                    census.restarts + failed > limit || (limit == 0 && census.restarts > 0)
+            let tally = Tally {
+                succeeded,
+                failed,
+                active: census.active.len(),
+                restarts: census.restarts,
+                completed_indexes: completed.len(),
+            };
+            let start = status.start_time.as_ref().map(|t| t.0);
+            match verdict(&spec, start, &tally, census.fail_job.take(), now) {
+                Some(Verdict::Fail(reason, message)) => {
+                    set_condition(&mut status, "FailureTarget", true, reason, &message);
                 }
-                _ => failed > spec.backoff_limit.unwrap_or(6),
-            };
-            let deadline = spec.active_deadline_seconds.zip(status.start_time.as_ref());
-            let past_deadline =
-                !suspended && deadline.is_some_and(|(s, t)| now.as_second() - t.0.as_second() >= s);
-            let failure = if let Some(message) = census.fail_job.take() {
-                Some(("PodFailurePolicy", message))
-            } else if over_limit {
-                Some((
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit".into(),
-                ))
-            } else if past_deadline {
-                Some((
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline".into(),
-                ))
-            } else {
-                None
-            };
-            let complete = match completions {
-                Some(c) if indexed => completed.len() as i32 >= c,
-                Some(c) => succeeded >= c,
-                None => succeeded > 0 && census.active.is_empty(),
-            };
-            if let Some((reason, message)) = failure {
-                set_condition(&mut status, "FailureTarget", true, reason, &message);
-            } else if complete {
-                set_condition(
+                Some(Verdict::Succeed) => set_condition(
                     &mut status,
                     "SuccessCriteriaMet",
                     true,
                     "CompletionsReached",
                     "Reached expected number of succeeded pods",
-                );
+                ),
+                None => {}
             }
         }
         let ending = condition_of(&status, "FailureTarget").is_some()
@@ -913,6 +967,65 @@ mod tests {
         );
         let owner = controller_of(p.metadata.owner_references.as_ref()).expect("owner");
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Job", "u1"));
+    }
+
+    fn spec_of(value: serde_json::Value) -> JobSpec {
+        job(value).spec.expect("spec")
+    }
+
+    #[test]
+    fn verdicts_in_upstream_order() {
+        let t = |s: i64| Timestamp::from_second(s).expect("ts");
+        let tally = |succeeded, failed, active| Tally {
+            succeeded,
+            failed,
+            active,
+            ..Tally::default()
+        };
+        let spec = spec_of(json!({"completions": 2, "backoffLimit": 1,
+            "activeDeadlineSeconds": 10, "template": {}}));
+        assert_eq!(
+            verdict(&spec, Some(t(0)), &tally(1, 1, 1), None, t(5)),
+            None
+        );
+        assert_eq!(
+            verdict(&spec, Some(t(0)), &tally(2, 1, 0), None, t(5)),
+            Some(Verdict::Succeed)
+        );
+        assert!(matches!(
+            verdict(&spec, Some(t(0)), &tally(2, 2, 0), None, t(5)),
+            Some(Verdict::Fail("BackoffLimitExceeded", _))
+        ));
+        assert!(matches!(
+            verdict(&spec, Some(t(0)), &tally(0, 0, 1), None, t(10)),
+            Some(Verdict::Fail("DeadlineExceeded", _))
+        ));
+        assert!(matches!(
+            verdict(&spec, Some(t(0)), &tally(0, 5, 0), Some("rule".into()), t(10)),
+            Some(Verdict::Fail("PodFailurePolicy", m)) if m == "rule"
+        ));
+        // A suspended Job never passes its deadline.
+        let paused = spec_of(json!({"suspend": true, "activeDeadlineSeconds": 1, "template": {}}));
+        assert_eq!(
+            verdict(&paused, Some(t(0)), &tally(0, 0, 0), None, t(50)),
+            None
+        );
+        // Work queue: complete once one succeeded and none runs.
+        let wq = spec_of(json!({"parallelism": 2, "template": {}}));
+        assert_eq!(verdict(&wq, None, &tally(1, 0, 1), None, t(0)), None);
+        assert_eq!(
+            verdict(&wq, None, &tally(1, 0, 0), None, t(0)),
+            Some(Verdict::Succeed)
+        );
+        // OnFailure: restarts reach the limit.
+        let restarting = spec_of(json!({"backoffLimit": 2,
+            "template": {"spec": {"restartPolicy": "OnFailure", "containers": []}}}));
+        let mut counts = tally(0, 0, 1);
+        counts.restarts = 2;
+        assert!(matches!(
+            verdict(&restarting, None, &counts, None, t(0)),
+            Some(Verdict::Fail("BackoffLimitExceeded", _))
+        ));
     }
 
     #[test]

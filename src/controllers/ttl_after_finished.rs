@@ -22,15 +22,18 @@ pub fn start(client: Client, jobs: Shared<Job>) {
     let watched = jobs.clone();
     tokio::spawn(async move {
         let mut changes = watched.subscribe();
+        let enqueue_all = || {
+            for job in watched.store().state() {
+                feed.add(key_of(&job));
+            }
+        };
+        // Jobs listed before this subscription.
+        enqueue_all();
         while let Some(change) = changes.next().await {
             match change {
                 Change::Applied(job) => feed.add(key_of(&job)),
                 Change::Deleted(_) => {}
-                Change::Resync => {
-                    for job in watched.store().state() {
-                        feed.add(key_of(&job));
-                    }
-                }
+                Change::Resync => enqueue_all(),
             }
         }
     });
