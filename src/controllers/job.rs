@@ -434,12 +434,13 @@ impl Controller {
             // The Job is gone: let its pods go too.
             self.expectations.forget(key);
             lock(&self.backoff).remove(key);
-            lock(&self.released).remove(key);
             let orphans: Vec<&Pod> = in_namespace
                 .filter(|p| owned_by(p, None) && pods::has_finalizer(p))
                 .map(|p| p.as_ref())
                 .collect();
-            return self.release(key, namespace, &orphans).await.map(|_| ());
+            let released = self.release(key, namespace, &orphans).await;
+            lock(&self.released).remove(key);
+            return released.map(|_| ());
         };
         let uid = job.metadata.uid.as_deref();
         let (owned, strays): (Vec<&Pod>, Vec<&Pod>) = in_namespace
