@@ -6,19 +6,23 @@
 //! kube-controller-manager does with `--use-service-account-credentials`.
 
 pub mod clusterrole_aggregation;
+pub mod cronjob;
 pub mod deployment;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod job;
 pub mod nodelifecycle;
 pub mod per_namespace;
 pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod ttl_after_finished;
 
 use std::sync::Arc;
 
 use axum::Router;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
@@ -47,6 +51,8 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));
     let deployments = Informer::start(Api::<Deployment>::all(informers_client.clone()));
     let namespaces = Informer::start(Api::<Namespace>::all(informers_client.clone()));
+    let jobs = Informer::start(Api::<Job>::all(informers_client.clone()));
+    let cronjobs = Informer::start(Api::<CronJob>::all(informers_client.clone()));
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
@@ -69,7 +75,21 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     replicaset::start(
         in_process(router.clone(), controller_user("replicaset")),
         replicasets.clone(),
+        pods.clone(),
+    );
+    job::start(
+        in_process(router.clone(), controller_user("job")),
+        jobs.clone(),
         pods,
+    );
+    cronjob::start(
+        in_process(router.clone(), controller_user("cronjob")),
+        cronjobs,
+        jobs.clone(),
+    );
+    ttl_after_finished::start(
+        in_process(router.clone(), controller_user("ttl-after-finished")),
+        jobs,
     );
     deployment::start(
         in_process(router.clone(), controller_user("deployment")),

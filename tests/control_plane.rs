@@ -143,38 +143,19 @@ fn simulated_nodes_renew_leases_and_finish_job_pods() {
     );
     assert_eq!(ready.trim(), "True");
 
-    // A pod owned by a Job runs, then succeeds. (There is no Job controller
-    // yet: the Job exists so that the garbage collector keeps its pod, and
-    // the pod is made by hand.)
+    // The Job controller's pod runs, then succeeds.
     kubectl_ok(&server, &["create", "job", "once", "--image=busybox"]);
-    let job_uid = kubectl_ok(
-        &server,
-        &["get", "job", "once", "-o", "jsonpath={.metadata.uid}"],
-    );
-    let job_owned = format!(
-        r#"{{"metadata":{{"ownerReferences":[{{"apiVersion":"batch/v1","kind":"Job","name":"once","uid":"{}","controller":true}}]}}}}"#,
-        job_uid.trim()
-    );
-    kubectl_ok(
-        &server,
-        &[
-            "run",
-            "once",
-            "--image=busybox",
-            "--labels=app=once",
-            &format!("--overrides={job_owned}"),
-        ],
-    );
-    eventually(DEADLINE, "the job pod to succeed", || {
-        let p = pods(&server, "app=once");
-        (p.len() == 1 && p[0].2 == "Succeeded").then_some(())
+    let selector = "batch.kubernetes.io/job-name=once";
+    let name = eventually(DEADLINE, "the job pod to succeed", || {
+        let p = pods(&server, selector);
+        (p.len() == 1 && p[0].2 == "Succeeded").then(|| p[0].0.clone())
     });
     let ip = kubectl_ok(
         &server,
         &[
             "get",
             "pod",
-            "once",
+            &name,
             "-o",
             "jsonpath={.status.podIP} {.status.hostIP}",
         ],

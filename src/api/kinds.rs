@@ -18,7 +18,7 @@ mod config;
 mod container;
 mod coordination;
 mod crd;
-mod cron;
+pub mod cron;
 mod daemonset;
 mod disruption;
 mod endpoints;

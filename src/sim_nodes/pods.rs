@@ -1,7 +1,8 @@
 //! The pods of one simulated node: every pod bound to it goes straight to
 //! Running (with made-up IPs), a pod owned by a Job goes on to Succeeded
-//! after `--job-run-seconds`, and a pod being deleted is finalized at once
-//! (there is nothing to stop).
+//! after `--job-run-seconds` (or Failed, when its first container's command
+//! ends in `false` or `exit N` with N > 0), and a pod being deleted is
+//! finalized at once (there is nothing to stop).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,12 +72,12 @@ pub async fn run(client: Client, args: Arc<SimNodesArgs>, node: SimNode) {
             let seconds = args.job_run_seconds;
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(seconds)).await;
-                let status = succeeded_status(&pod);
+                let status = finished_status(&pod, exit_code(&pod));
                 if let Err(e) = pods
                     .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                     .await
                 {
-                    tracing::warn!(pod = %name, error = %e, "marking the pod Succeeded failed");
+                    tracing::warn!(pod = %name, error = %e, "marking the pod finished failed");
                 }
             });
         }
@@ -131,19 +132,46 @@ fn running_status(pod: &Pod, pod_ip: &str, host_ip: &str) -> Value {
     }})
 }
 
-fn succeeded_status(pod: &Pod) -> Value {
+/// The exit code a simulated run ends with: the first container's command
+/// and args, read as a shell line, end in `false` (1) or `exit N` (N).
+fn exit_code(pod: &Pod) -> i32 {
+    let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
+        return 0;
+    };
+    let line = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [.., "false"] => 1,
+        [.., "exit", n] => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn finished_status(pod: &Pod, exit_code: i32) -> Value {
     let now = now_seconds();
+    let (phase, reason) = if exit_code == 0 {
+        ("Succeeded", "Completed")
+    } else {
+        ("Failed", "Error")
+    };
     let containers: Vec<Value> = container_names(pod)
         .into_iter()
         .map(|(name, image)| {
             json!({"name": name, "image": image, "imageID": format!("sim://{image}"),
                    "containerID": format!("sim://{name}"), "ready": false, "started": false,
-                   "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                   "restartCount": 0, "state": {"terminated": {"exitCode": exit_code, "reason": reason,
                    "startedAt": now, "finishedAt": now}}})
         })
         .collect();
     json!({"status": {
-        "phase": "Succeeded",
+        "phase": phase,
         "conditions": conditions(&now, false),
         "containerStatuses": containers,
     }})

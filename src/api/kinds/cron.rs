@@ -39,40 +39,61 @@ const DOW: FieldSpec = FieldSpec {
     names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 };
 
-const DESCRIPTORS: [&str; 7] = [
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
-];
+/// A parsed schedule: bit `n` of a field is set when value `n` matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronSpec {
+    /// Five fields; `dom_star`/`dow_star` record a field that started with
+    /// `*` or `?` (unstepped), which makes day matching an AND instead of
+    /// robfig/cron's OR of day of month and day of week.
+    Fields {
+        minute: u64,
+        hour: u64,
+        dom: u64,
+        month: u64,
+        dow: u64,
+        dom_star: bool,
+        dow_star: bool,
+    },
+    /// `@every <duration>`: a fixed delay, in whole seconds (at least 1).
+    Every(u64),
+}
 
 /// Checks a schedule; the error text is what upstream reports.
 pub fn validate_schedule(spec: &str) -> Result<(), String> {
     let spec = spec.trim();
-    if spec.is_empty() {
-        return Err("empty spec string".into());
-    }
     if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
         // handled by the caller with upstream's dedicated message
         return Ok(());
     }
+    parse_schedule(spec).map(|_| ())
+}
+
+/// Parses a schedule as robfig/cron's `ParseStandard` does.
+pub fn parse_schedule(spec: &str) -> Result<CronSpec, String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("empty spec string".into());
+    }
     if let Some(rest) = spec.strip_prefix("@every ") {
-        return parse_go_duration(rest.trim()).map(|_| ()).ok_or_else(|| {
-            format!(
-                "failed to parse duration {spec}: time: invalid duration {:?}",
-                rest.trim()
-            )
-        });
+        return parse_go_duration(rest.trim())
+            .map(|secs| CronSpec::Every((secs.floor() as u64).max(1)))
+            .ok_or_else(|| {
+                format!(
+                    "failed to parse duration {spec}: time: invalid duration {:?}",
+                    rest.trim()
+                )
+            });
     }
     if spec.starts_with('@') {
-        return if DESCRIPTORS.contains(&spec) {
-            Ok(())
-        } else {
-            Err(format!("unrecognized descriptor: {spec}"))
+        let fields = match spec {
+            "@yearly" | "@annually" => "0 0 1 1 *",
+            "@monthly" => "0 0 1 * *",
+            "@weekly" => "0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 * * *",
+            "@hourly" => "0 * * * *",
+            _ => return Err(format!("unrecognized descriptor: {spec}")),
         };
+        return parse_schedule(fields);
     }
     let fields: Vec<&str> = spec.split_whitespace().collect();
     if fields.len() != 5 {
@@ -82,18 +103,37 @@ pub fn validate_schedule(spec: &str) -> Result<(), String> {
             fields.join(" ")
         ));
     }
-    for (field, fs) in fields.iter().zip([&MINUTE, &HOUR, &DOM, &MONTH, &DOW]) {
+    let mut bits = [0u64; 5];
+    let mut star = [false; 5];
+    for (i, (field, fs)) in fields
+        .iter()
+        .zip([&MINUTE, &HOUR, &DOM, &MONTH, &DOW])
+        .enumerate()
+    {
         for part in field.split(',') {
-            parse_range(part, fs)?;
+            let (b, s) = parse_range(part, fs)?;
+            bits[i] |= b;
+            star[i] |= s;
         }
     }
-    Ok(())
+    Ok(CronSpec::Fields {
+        minute: bits[0],
+        hour: bits[1],
+        dom: bits[2],
+        month: bits[3],
+        dow: bits[4],
+        dom_star: star[2],
+        dow_star: star[4],
+    })
 }
 
-fn parse_range(expr: &str, fs: &FieldSpec) -> Result<(), String> {
+/// One comma-separated part of a field: its bits and whether it is an
+/// unstepped wildcard.
+fn parse_range(expr: &str, fs: &FieldSpec) -> Result<(u64, bool), String> {
     let parts: Vec<&str> = expr.split('/').collect();
     let bounds: Vec<&str> = parts[0].split('-').collect();
     let wildcard = bounds[0] == "*" || bounds[0] == "?";
+    let mut step = 1;
     let (start, mut end) = if wildcard {
         (fs.min, fs.max)
     } else {
@@ -108,7 +148,7 @@ fn parse_range(expr: &str, fs: &FieldSpec) -> Result<(), String> {
     match parts.len() {
         1 => {}
         2 => {
-            let step: u32 = parse_int(parts[1])?;
+            step = parse_int(parts[1])?;
             if step == 0 {
                 return Err(format!("step of range should be a positive number: {expr}"));
             }
@@ -136,7 +176,10 @@ fn parse_range(expr: &str, fs: &FieldSpec) -> Result<(), String> {
             "beginning of range ({start}) beyond end of range ({end}): {expr}"
         ));
     }
-    Ok(())
+    let bits = (start..=end)
+        .step_by(step as usize)
+        .fold(0u64, |b, v| b | (1 << v));
+    Ok((bits, wildcard && step == 1))
 }
 
 fn parse_value(s: &str, fs: &FieldSpec) -> Result<u32, String> {

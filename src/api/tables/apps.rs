@@ -281,6 +281,8 @@ fn job_cells(job: &Value, clock: &Clock) -> Vec<Value> {
         "Suspended"
     } else if has_condition(job, "FailureTarget") {
         "FailureTarget"
+    } else if has_condition(job, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
     } else {
         "Running"
     };
