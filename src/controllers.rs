@@ -7,18 +7,22 @@
 
 pub mod clusterrole_aggregation;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod per_namespace;
 pub mod replicaset;
 pub mod rootca;
+pub mod service_pods;
 pub mod serviceaccount;
 
 use std::sync::Arc;
 
 use axum::Router;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 
@@ -44,11 +48,26 @@ pub fn start(router: Router, ca_pem: &str) {
     let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));
     let deployments = Informer::start(Api::<Deployment>::all(informers_client.clone()));
     let namespaces = Informer::start(Api::<Namespace>::all(informers_client.clone()));
+    let services = Informer::start(Api::<Service>::all(informers_client.clone()));
+    let endpoints = Informer::start(Api::<Endpoints>::all(informers_client.clone()));
+    let slices = Informer::start(Api::<EndpointSlice>::all(informers_client.clone()));
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
         pods.clone(),
         nodes,
+    );
+    endpoints::start(
+        in_process(router.clone(), controller_user("endpoint")),
+        services.clone(),
+        pods.clone(),
+        endpoints,
+    );
+    endpointslice::start(
+        in_process(router.clone(), controller_user("endpointslice")),
+        services,
+        pods.clone(),
+        slices,
     );
     replicaset::start(
         in_process(router.clone(), controller_user("replicaset")),
