@@ -277,6 +277,52 @@ fn cluster_ips_and_node_ports_are_allocated_refused_and_freed() {
         jsonpath(&server, &["get", "service", "ext"], "{.spec.clusterIP}"),
         ""
     );
+    // ExternalName → ClusterIP: the type change allocates an IP
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "service",
+            "ext",
+            "-p",
+            r#"{"spec":{"type":"ClusterIP","externalName":null,"ports":[{"port":80}]}}"#,
+        ],
+    );
+    let ext_ip = jsonpath(&server, &["get", "service", "ext"], "{.spec.clusterIP}");
+    assert!(
+        in_cidr(&ext_ip, Ipv4Addr::new(10, 43, 0, 0), 16),
+        "{ext_ip:?}"
+    );
+
+    // a LoadBalancer with local traffic gets a health-check node port
+    kubectl_ok(
+        &server,
+        &["create", "service", "loadbalancer", "lb", "--tcp=80"],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "service",
+            "lb",
+            "-p",
+            r#"{"spec":{"externalTrafficPolicy":"Local"}}"#,
+        ],
+    );
+    let ports = jsonpath(
+        &server,
+        &["get", "service", "lb"],
+        "{.spec.ports[0].nodePort} {.spec.healthCheckNodePort}",
+    );
+    let ports: Vec<u16> = ports
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert!(
+        ports.iter().all(|p| (30000..=32767).contains(p)) && ports[0] != ports[1],
+        "{ports:?}"
+    );
 }
 
 #[test]

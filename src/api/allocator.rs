@@ -127,6 +127,12 @@ impl ServiceAllocator {
             return Ok(None);
         }
         let _serial = self.serial.lock().await;
+        // Reservations first, then the store: a write that commits and
+        // drops its reservation in between is then seen in the list.
+        let held: Vec<(Vec<IpAddr>, Vec<u16>)> = match self.pending.lock() {
+            Ok(p) => p.held.values().cloned().collect(),
+            Err(_) => return Err(ApiStatus::internal("the service allocator is poisoned")),
+        };
         let list = store
             .list(&kind.prefix(None), ListOptions::default())
             .await
@@ -137,10 +143,6 @@ impl ServiceAllocator {
                 used.add(&svc);
             }
         }
-        let held: Vec<(Vec<IpAddr>, Vec<u16>)> = match self.pending.lock() {
-            Ok(p) => p.held.values().cloned().collect(),
-            Err(_) => return Err(ApiStatus::internal("the service allocator is poisoned")),
-        };
         for (ips, ports) in held {
             used.ips.extend(ips);
             used.ports.extend(ports);
@@ -528,5 +530,71 @@ mod tests {
         assert_eq!(a.pending.lock().expect("lock").held.len(), 1);
         drop(r);
         assert!(a.pending.lock().expect("lock").held.is_empty());
+    }
+
+    /// Concurrent creates through the real router: every Service that is
+    /// created has its own IP and node port, and the ranges' sizes bound
+    /// how many are.
+    #[tokio::test]
+    async fn concurrent_creates_never_share_a_value() {
+        use k8s_openapi::api::core::v1::Service;
+        use kube::api::{Api, PostParams};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::open(None, dir.path()).await.expect("store");
+        let config = ApiConfig {
+            cluster_cidr: "10.42.0.0/16".parse().expect("cidr"),
+            // 14 usable addresses, one of them the kubernetes Service's
+            service_cidr: "10.0.0.0/28".parse().expect("cidr"),
+            cluster_dns: "10.0.0.10".parse().expect("ip"),
+            cluster_domain: "cluster.local".into(),
+            service_node_port_range: (30000, 30009),
+            advertise_address: "192.0.2.10".parse().expect("ip"),
+            https_port: 6443,
+        };
+        let api = crate::api::ApiServer::new(store, config)
+            .await
+            .expect("api server");
+        let admin = crate::auth::UserInfo {
+            username: "system:admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            ..Default::default()
+        };
+        let services: Api<Service> =
+            Api::namespaced(crate::client::in_process(api.router(), admin), "default");
+        let creates = (0..20).map(|i| {
+            let services = services.clone();
+            async move {
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": format!("s{i}")},
+                    "spec": {"type": "NodePort", "ports": [{"port": 80}]}
+                }))
+                .expect("service");
+                services.create(&PostParams::default(), &svc).await
+            }
+        });
+        let results = futures::future::join_all(creates).await;
+        let created: Vec<Service> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        // node ports run out first: ten of them
+        assert_eq!(created.len(), 10, "{results:?}");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(r, kube::Error::Api(e) if e.code == 500 && e.message.contains("range is full")),
+                "{r:?}"
+            );
+        }
+        let mut ips = HashSet::new();
+        let mut ports = HashSet::new();
+        for svc in &created {
+            let spec = svc.spec.clone().unwrap_or_default();
+            let ip = spec.cluster_ip.unwrap_or_default();
+            assert_ne!(ip, "10.0.0.1");
+            assert!(ips.insert(ip.clone()), "{ip} handed out twice");
+            let np = spec.ports.unwrap_or_default()[0].node_port.unwrap_or(0);
+            assert!(ports.insert(np), "node port {np} handed out twice");
+        }
     }
 }
