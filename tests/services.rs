@@ -568,6 +568,34 @@ fn endpoints_and_slices_follow_a_deployment() {
     wait_backends(&server, 4);
     kubectl_ok(&server, &["scale", "deployment", "web", "--replicas=1"]);
     wait_backends(&server, 1);
+    // one slice: a fast series of pod changes never made a second one
+    eventually(DEADLINE, "a single slice for web", || {
+        let names = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "name",
+            ],
+        );
+        (names.lines().count() == 1).then_some(())
+    });
+
+    // Endpoints and slices deleted by hand come back
+    kubectl_ok(&server, &["delete", "endpoints", "web"]);
+    kubectl_ok(
+        &server,
+        &[
+            "delete",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+        ],
+    );
+    wait_backends(&server, 1);
 
     // the kubernetes Service's endpoints stay the API server's
     let owner = jsonpath(

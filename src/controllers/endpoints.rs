@@ -21,6 +21,7 @@ use super::service_pods::{
     self, HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME, find_port, hostname_in, is_headless, is_ready,
     pod_ip, selected_pods, should_be_in_endpoints,
 };
+use crate::informer::Change;
 use crate::workqueue::{self, WorkQueue};
 
 /// Why a sync failed (the Service is retried with backoff).
@@ -46,6 +47,7 @@ pub fn start(
 ) {
     let queue = Arc::new(WorkQueue::new());
     service_pods::watch(services.clone(), pods.clone(), queue.clone());
+    tokio::spawn(watch_endpoints(endpoints.clone(), queue.clone()));
     let c = Arc::new(Controller {
         client,
         services,
@@ -60,6 +62,25 @@ pub fn start(
             })
             .await;
     });
+}
+
+/// Queues deleted Endpoints (recreated if their Service still selects
+/// pods) and, on every (re)list, all of them, so Endpoints whose Service
+/// went while the server was down are removed, as upstream's
+/// `checkLeftoverEndpoints` does.
+async fn watch_endpoints(endpoints: Shared<Endpoints>, queue: Arc<WorkQueue>) {
+    let mut changes = endpoints.subscribe();
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Deleted(ep) => queue.add(service_pods::key_of(ep.as_ref())),
+            Change::Applied(_) => {}
+            Change::Resync => {
+                for ep in endpoints.store().state() {
+                    queue.add(service_pods::key_of(ep.as_ref()));
+                }
+            }
+        }
+    }
 }
 
 /// The pod reference an endpoint address carries.

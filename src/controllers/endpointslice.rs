@@ -7,8 +7,9 @@
 //! garbage collector removes them with it. A Service no pod backs keeps one
 //! empty placeholder slice, as upstream's.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -20,6 +21,7 @@ use super::service_pods::{
     pod_ip, selected_pods, should_be_in_endpoints,
 };
 use super::{Shared, owner_reference};
+use crate::informer::Change;
 use crate::workqueue::{self, WorkQueue};
 
 /// The label naming a slice's Service.
@@ -43,7 +45,23 @@ struct Controller {
     services: Shared<Service>,
     pods: Shared<Pod>,
     slices: Shared<EndpointSlice>,
+    queue: Arc<WorkQueue>,
+    /// What the last sync of each Service wrote, so that a sync never works
+    /// from an informer that has not seen it yet (a slice created a moment
+    /// ago would be created twice): slice name → resourceVersion written,
+    /// or `None` for one deleted.
+    written: Mutex<HashMap<String, Written>>,
 }
+
+/// The slices one sync wrote, and when.
+struct Written {
+    at: Instant,
+    slices: Vec<(String, Option<u64>)>,
+}
+
+/// How long a sync waits for the informer to see its writes before it
+/// goes ahead anyway (someone else may have deleted a slice since).
+const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Starts the controller on the shared informers.
 pub fn start(
@@ -59,7 +77,10 @@ pub fn start(
         services,
         pods,
         slices,
+        queue: queue.clone(),
+        written: Mutex::default(),
     });
+    tokio::spawn(c.clone().watch_slices());
     tokio::spawn(async move {
         queue
             .process("service", |key| {
@@ -181,10 +202,49 @@ fn normalized_ports(p: &Option<Vec<EndpointPort>>) -> Vec<EndpointPort> {
 }
 
 impl Controller {
+    /// Queues the Service of a managed slice that someone else changed or
+    /// deleted, so the controller puts it right; a deletion the informer
+    /// saw is no longer waited for.
+    async fn watch_slices(self: Arc<Self>) {
+        let mut changes = self.slices.subscribe();
+        while let Some(change) = changes.next().await {
+            let (slice, deleted) = match change {
+                Change::Applied(s) => (s, false),
+                Change::Deleted(s) => (s, true),
+                Change::Resync => continue,
+            };
+            let labels = slice.metadata.labels.as_ref();
+            let service = labels.and_then(|l| l.get(SERVICE_NAME_LABEL));
+            let managed = labels
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .map(String::as_str);
+            let (Some(service), Some(MANAGED_BY)) = (service, managed) else {
+                continue;
+            };
+            let namespace = slice.metadata.namespace.as_deref().unwrap_or_default();
+            let key = workqueue::key(namespace, service);
+            if deleted {
+                if let (Ok(mut w), Some(name)) = (self.written.lock(), slice.metadata.name.as_ref())
+                {
+                    if let Some(last) = w.get_mut(&key) {
+                        last.slices.retain(|(n, _)| n != name);
+                    }
+                }
+            }
+            self.queue.add(key);
+        }
+    }
+
     async fn sync(&self, key: &str) -> Result<(), EndpointSliceError> {
         let (namespace, name) = workqueue::split(key);
+        if !self.informer_caught_up(key, namespace) {
+            self.queue
+                .add_after(key.to_string(), Duration::from_millis(100));
+            return Ok(());
+        }
         let Some(svc) = self.services.get(namespace, name) else {
             // the garbage collector removes the slices the Service owned
+            self.forget_written(key);
             return Ok(());
         };
         if !service_pods::has_selector(&svc) || svc.metadata.deletion_timestamp.is_some() {
@@ -240,6 +300,7 @@ impl Controller {
             plan.push((reuse, w));
         }
 
+        let mut written = Vec::new();
         for (current, w) in plan {
             let up_to_date = current.as_ref().is_some_and(|s| {
                 s.endpoints == w.endpoints
@@ -275,7 +336,15 @@ impl Controller {
                     api.create(&PostParams::default(), &slice).await
                 }
             };
-            result.map_err(EndpointSliceError::Write)?;
+            let stored = result.map_err(EndpointSliceError::Write)?;
+            if let Some(stored_name) = stored.metadata.name.clone() {
+                let rv = stored
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok());
+                written.push((stored_name, rv));
+            }
         }
         for stale in unused.into_iter().flatten() {
             let Some(stale_name) = stale.metadata.name.as_deref() else {
@@ -286,8 +355,48 @@ impl Controller {
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(EndpointSliceError::Write(e)),
             }
+            written.push((stale_name.to_string(), None));
+        }
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(
+                key.to_string(),
+                Written {
+                    at: Instant::now(),
+                    slices: written,
+                },
+            );
         }
         Ok(())
+    }
+
+    /// Whether the slice informer has seen every write of the Service's
+    /// last sync.
+    fn informer_caught_up(&self, key: &str, namespace: &str) -> bool {
+        let Ok(written) = self.written.lock() else {
+            return true;
+        };
+        let Some(last) = written.get(key).filter(|w| w.at.elapsed() < CATCH_UP) else {
+            return true;
+        };
+        last.slices.iter().all(|(slice, rv)| {
+            let seen = self.slices.get(namespace, slice);
+            match rv {
+                None => seen.is_none(),
+                Some(rv) => seen.is_some_and(|s| {
+                    s.metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .is_some_and(|v| v >= *rv)
+                }),
+            }
+        })
+    }
+
+    fn forget_written(&self, key: &str) {
+        if let Ok(mut w) = self.written.lock() {
+            w.remove(key);
+        }
     }
 }
 
