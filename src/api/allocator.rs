@@ -126,6 +126,16 @@ impl ServiceAllocator {
         if !is_service(kind) {
             return Ok(None);
         }
+        let old_spec = old.and_then(|o| o.get("spec")).unwrap_or(&Value::Null);
+        if let Some(spec) = obj.get("spec").filter(|s| s.is_object()) {
+            // an update that keeps every value it had (labels, selector,
+            // ports with their node ports) needs no look at the others
+            let mut probe = spec.clone();
+            if matches!(self.assign(&mut probe, old_spec, &mut InUse::default()), Ok((ips, ports)) if ips.is_empty() && ports.is_empty())
+            {
+                return Ok(None);
+            }
+        }
         let _serial = self.serial.lock().await;
         // Reservations first, then the store: a write that commits and
         // drops its reservation in between is then seen in the list.
@@ -147,7 +157,6 @@ impl ServiceAllocator {
             used.ips.extend(ips);
             used.ports.extend(ports);
         }
-        let old_spec = old.and_then(|o| o.get("spec")).unwrap_or(&Value::Null);
         let name = object::name(obj).to_string();
         let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
             return Ok(None);
