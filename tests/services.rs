@@ -323,6 +323,36 @@ fn cluster_ips_and_node_ports_are_allocated_refused_and_freed() {
         ports.iter().all(|p| (30000..=32767).contains(p)) && ports[0] != ports[1],
         "{ports:?}"
     );
+    // back to cluster traffic: the health-check port is released
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "service",
+            "lb",
+            "-p",
+            r#"{"spec":{"externalTrafficPolicy":"Cluster"}}"#,
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &server,
+            &["get", "service", "lb"],
+            "{.spec.healthCheckNodePort}"
+        ),
+        ""
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "hc",
+            "--tcp=83",
+            &format!("--node-port={}", ports[1]),
+        ],
+    );
 }
 
 #[test]

@@ -127,12 +127,15 @@ impl ServiceAllocator {
             return Ok(None);
         }
         let old_spec = old.and_then(|o| o.get("spec")).unwrap_or(&Value::Null);
-        if let Some(spec) = obj.get("spec").filter(|s| s.is_object()) {
-            // an update that keeps every value it had (labels, selector,
-            // ports with their node ports) needs no look at the others
+        if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
+            // A Service that takes no new value (an update keeping what it
+            // had, a headless Service) needs no look at the others; what
+            // the probe did (dropping a health-check port no longer
+            // needed) stands.
             let mut probe = spec.clone();
-            if matches!(self.assign(&mut probe, old_spec, &mut InUse::default()), Ok((ips, ports)) if ips.is_empty() && ports.is_empty())
-            {
+            let taken = self.assign(&mut probe, old_spec, &mut InUse::default());
+            if matches!(taken, Ok((ips, ports)) if ips.is_empty() && ports.is_empty()) {
+                *spec = probe;
                 return Ok(None);
             }
         }
@@ -303,6 +306,18 @@ impl ServiceAllocator {
                         m.insert("healthCheckNodePort".into(), json!(np));
                     }
                 }
+            }
+        } else if let Some(np) = int_at(spec, "healthCheckNodePort").filter(|n| *n != 0) {
+            // no longer needed: a kept one is released, a new one refused
+            if int_at(old, "healthCheckNodePort") != Some(np) {
+                return Err(AllocError::Port {
+                    field: "spec.healthCheckNodePort".into(),
+                    port: np,
+                    detail: "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'".into(),
+                });
+            }
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("healthCheckNodePort");
             }
         }
         Ok((ips, ports))
@@ -517,6 +532,18 @@ mod tests {
             .expect("allocated");
         assert_eq!(ports.len(), 2);
         assert!(int_at(&s, "healthCheckNodePort").is_some());
+        // local → cluster traffic gives the health-check port back
+        let old = s.clone();
+        let mut cluster = s.clone();
+        cluster["externalTrafficPolicy"] = json!("Cluster");
+        a.assign(&mut cluster, &old, &mut used).expect("updated");
+        assert!(cluster.get("healthCheckNodePort").is_none());
+        let mut stray =
+            json!({"type": "ClusterIP", "clusterIP": "None", "healthCheckNodePort": 30500});
+        assert!(matches!(
+            a.assign(&mut stray, &Value::Null, &mut used),
+            Err(AllocError::Port { field, .. }) if field == "spec.healthCheckNodePort"
+        ));
         let mut no_np = json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "externalTrafficPolicy": "Cluster", "ports": [{"port": 80}]});
         let (_, ports) = a
             .assign(&mut no_np, &Value::Null, &mut used)
