@@ -8,6 +8,7 @@
 //! objects ([`status`]).
 
 pub mod admission;
+pub mod allocator;
 pub mod authz;
 pub mod bootstrap;
 pub mod convert;
@@ -140,10 +141,11 @@ impl ApiServer {
         let core = Arc::new(Core {
             store,
             caches,
-            config,
+            config: config.clone(),
             metrics: metrics::Metrics::default(),
             token_issuer: std::sync::OnceLock::new(),
             authz,
+            services: allocator::ServiceAllocator::new(&config),
         });
         bootstrap::run(&core).await?;
         crate::auth::rbac::reconcile::run(&core).await?;

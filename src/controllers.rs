@@ -8,6 +8,8 @@
 pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod job;
@@ -15,6 +17,7 @@ pub mod nodelifecycle;
 pub mod per_namespace;
 pub mod replicaset;
 pub mod rootca;
+pub mod service_pods;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
 
@@ -23,7 +26,8 @@ use std::sync::Arc;
 use axum::Router;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 
@@ -53,6 +57,9 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     let namespaces = Informer::start(Api::<Namespace>::all(informers_client.clone()));
     let jobs = Informer::start(Api::<Job>::all(informers_client.clone()));
     let cronjobs = Informer::start(Api::<CronJob>::all(informers_client.clone()));
+    let services = Informer::start(Api::<Service>::all(informers_client.clone()));
+    let endpoints = Informer::start(Api::<Endpoints>::all(informers_client.clone()));
+    let slices = Informer::start(Api::<EndpointSlice>::all(informers_client.clone()));
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
@@ -71,6 +78,18 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         pods.clone(),
         leases,
         node_grace,
+    );
+    endpoints::start(
+        in_process(router.clone(), controller_user("endpoint")),
+        services.clone(),
+        pods.clone(),
+        endpoints,
+    );
+    endpointslice::start(
+        in_process(router.clone(), controller_user("endpointslice")),
+        services,
+        pods.clone(),
+        slices,
     );
     replicaset::start(
         in_process(router.clone(), controller_user("replicaset")),

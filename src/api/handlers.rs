@@ -44,6 +44,8 @@ pub struct Core {
     /// Signs `serviceaccounts/token` tokens, once the server has set it.
     pub token_issuer: std::sync::OnceLock<Arc<crate::auth::serviceaccount::TokenIssuer>>,
     pub authz: Arc<crate::auth::rbac::Authorizer>,
+    /// Service ClusterIPs and NodePorts.
+    pub services: crate::api::allocator::ServiceAllocator,
 }
 
 impl Core {

@@ -207,10 +207,14 @@ pub async fn create_managed(
         causes.extend(strategy.validate_create(&obj));
         invalid_if_any(kind, &name, causes)?;
         crate::api::admission::validate_create(core, kind, &obj, dry_run).await?;
+        let key = kind.key(ns.as_deref(), &name);
+        let _reserved = core
+            .services
+            .allocate(core.store.as_ref(), storage, &key, &mut obj, None)
+            .await?;
         if dry_run {
             return Ok(obj);
         }
-        let key = kind.key(ns.as_deref(), &name);
         match core
             .store
             .create(&key, object::encode(&obj), kind.ttl())
@@ -417,6 +421,20 @@ pub async fn guaranteed_update(
                 fieldmanager::set_entries(&mut new, &list);
             }
         }
+        let _reserved = match mode {
+            Mode::Main => {
+                core.services
+                    .allocate(
+                        core.store.as_ref(),
+                        storage,
+                        &kv.key,
+                        &mut new,
+                        Some(&current),
+                    )
+                    .await?
+            }
+            Mode::Status | Mode::Whole => None,
+        };
         let bytes = object::encode(&new);
         if bytes == kv.value {
             return Ok(current);
