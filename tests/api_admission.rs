@@ -8,25 +8,7 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{TestServer, eventually};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{TestServer, eventually, ok, text};
 
 fn apply(server: &TestServer, name: &str, body: &str) -> Output {
     let path = server.dir.path().join(name);

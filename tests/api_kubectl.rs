@@ -6,29 +6,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::TestServer;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs kubectl and insists it succeeds; returns its stdout.
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{TestServer, ok, text};
 
 fn manifest(server: &TestServer, name: &str, body: &str) -> PathBuf {
     let path = server.dir.path().join(name);

@@ -7,26 +7,8 @@ mod common;
 
 use std::process::Output;
 
-use common::TestServer;
+use common::{TestServer, ok, text};
 use serde_json::Value;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn deployment(replicas: u32, annotation: Option<&str>) -> String {
     let annotations = match annotation {

@@ -12,29 +12,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, ok, text};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs kubectl and insists it succeeds; returns its stdout.
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Runs kubectl and insists it fails; returns what it printed.
 fn fails(server: &TestServer, args: &[&str]) -> String {

@@ -5,30 +5,11 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, ok};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = server.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn names(server: &TestServer, what: &str, selector: &str) -> Vec<String> {
     ok(server, &["get", what, "-l", selector, "-o", "name"])

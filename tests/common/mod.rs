@@ -333,3 +333,25 @@ pub fn try_eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Everything kubectl printed, stdout then stderr.
+#[allow(dead_code)]
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs kubectl as the admin and insists it succeeds; returns its stdout.
+#[allow(dead_code)]
+pub fn ok(server: &TestServer, args: &[&str]) -> String {
+    let out = server.kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
