@@ -378,6 +378,7 @@ pub async fn guaranteed_update(
     let kind = ctx.kind();
     let storage = crate::api::convert::storage_row(kind);
     let strategy = strategy_for(storage.group, storage.kind);
+    let manager = fieldmanager::manager(ctx)?;
     for _ in 0..CONFLICT_TRIES {
         let (kv, current) = load(core, ctx).await?;
         let proposed = mutate(&current)?;
@@ -410,14 +411,8 @@ pub async fn guaranteed_update(
                     meta_mut(&mut new).remove("managedFields");
                 }
             } else {
-                let list = fieldmanager::update(
-                    kind,
-                    mode,
-                    &current,
-                    &new,
-                    &fieldmanager::manager(ctx)?,
-                    &kind.api_version(),
-                );
+                let list =
+                    fieldmanager::update(kind, mode, &current, &new, &manager, &kind.api_version());
                 fieldmanager::set_entries(&mut new, &list);
             }
         }
@@ -555,12 +550,12 @@ async fn server_side_apply(
             "application/apply-patch+yaml",
         ));
     }
-    let Some(manager) = ctx.query.get("fieldManager").map(String::from) else {
+    if ctx.query.get("fieldManager").is_none() {
         return Err(ApiStatus::bad_request(
             "PATCH, application/apply-patch+yaml requests require a fieldManager",
         ));
-    };
-    fieldmanager::manager(&ctx)?;
+    }
+    let manager = fieldmanager::manager(&ctx)?;
     let force = match ctx.query.get("force") {
         None | Some("false") => false,
         Some("true") => true,
