@@ -112,7 +112,9 @@ pub fn check_strict(ctx: &Ctx, sent: &Value) -> Result<(), ApiStatus> {
         return Ok(());
     }
     let kind = ctx.kind();
-    let Some(result) = typed(kind.group, kind.version, kind.kind, sent) else {
+    let Some(result) = typed(kind.group, kind.version, kind.kind, sent)
+        .or_else(|| crate::api::crd::pruned(kind, sent).map(Ok))
+    else {
         return Ok(());
     };
     let kept = result.map_err(|e| ApiStatus::bad_request(format!("strict decoding error: {e}")))?;
