@@ -321,9 +321,49 @@ fn custom_resources_are_served_validated_and_cleaned_up() {
         .collect();
     assert!(managers.contains(&"kubectl"), "{managers:?}");
 
-    // Watches see changes.
     let listed = get_json(&server, &["widgets"]);
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(2));
+
+    // Watches see changes (kubectl wait watches the object).
+    let mut wait = std::process::Command::new("kubectl");
+    wait.arg("--kubeconfig")
+        .arg(&server.kubeconfig)
+        .args([
+            "wait",
+            "--for=jsonpath={.spec.image}=watched",
+            "--timeout=20s",
+            "widget/w2",
+        ])
+        .env_remove("KUBECONFIG");
+    let waiter = std::thread::spawn(move || wait.output());
+    std::thread::sleep(Duration::from_secs(1));
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "widget",
+            "w2",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"image":"watched"}}"#,
+        ],
+    );
+    let waited = waiter
+        .join()
+        .ok()
+        .and_then(Result::ok)
+        .map(|o| o.status.success());
+    assert_eq!(waited, Some(true));
+
+    // Objects in a deleted namespace go with it.
+    kubectl_ok(&server, &["create", "namespace", "team"]);
+    kubectl_ok(&server, &["create", "-n", "team", "-f", &applied]);
+    kubectl_ok(&server, &["delete", "namespace", "team", "--timeout=30s"]);
+    let err = kubectl_err(&server, &["get", "-n", "team", "widget", "w2"]);
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
 
     // A cluster-scoped kind.
     let gadgets = write(&server, "gadgets.yaml", GADGETS);

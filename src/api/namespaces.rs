@@ -56,6 +56,7 @@ async fn cleanup_round(core: &Arc<Core>, ns: &str) -> Result<bool, crate::api::s
     let mut seen = BTreeSet::new();
     for kind in KINDS
         .iter()
+        .chain(crate::api::crd::served())
         .filter(|k| k.namespaced && !k.is_review() && seen.insert(k.storage))
     {
         let page = core
