@@ -383,15 +383,77 @@ fn custom_resources_are_served_validated_and_cleaned_up() {
         "{table}"
     );
 
+    // A CRD whose names another CRD of the group has is not established
+    // (its singular, defaulted from the kind, is the first conflict).
+    let clash = write(
+        &server,
+        "clash.yaml",
+        &GADGETS
+            .replace("gadgets", "doohickeys")
+            .replace("kind: Gadget", "kind: Widget"),
+    );
+    kubectl_ok(&server, &["apply", "-f", &clash]);
+    let names_accepted = eventually(DEADLINE, "the naming conflict is reported", || {
+        let crd = get_json(&server, &["crd", "doohickeys.example.com"]);
+        crd["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "NamesAccepted").cloned())
+    });
+    assert_eq!(names_accepted["status"], "False");
+    assert_eq!(names_accepted["reason"], "SingularConflict");
+    assert_eq!(names_accepted["message"], "\"widget\" is already in use");
+    kubectl_err(&server, &["get", "doohickeys"]);
+    kubectl_ok(&server, &["delete", "crd", "doohickeys.example.com"]);
+
     // After a restart the kinds are served at once.
     server.restart_with(&[]);
     assert_eq!(get_json(&server, &["widget", "w1"])["spec"]["replicas"], 3);
     kubectl_ok(&server, &["get", "gadget", "g1"]);
 
-    // Deleting the CRD deletes its objects, then the CRD.
+    // Deleting the CRD deletes its objects, then the CRD; an object's own
+    // finalizer holds it, and creates are refused meanwhile.
     kubectl_ok(
         &server,
-        &["delete", "crd", "widgets.example.com", "--timeout=30s"],
+        &[
+            "patch",
+            "widget",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+        ],
+    );
+    kubectl_ok(
+        &server,
+        &["delete", "crd", "widgets.example.com", "--wait=false"],
+    );
+    eventually(DEADLINE, "w2 is deleted with its CRD", || {
+        let out = server.kubectl(&["get", "widget", "w2"]);
+        (!out.status.success()).then_some(())
+    });
+    let w1 = get_json(&server, &["widget", "w1"]);
+    assert!(w1["metadata"]["deletionTimestamp"].is_string(), "{w1}");
+    let crd = get_json(&server, &["crd", "widgets.example.com"]);
+    let finalizers = crd["metadata"]["finalizers"].clone();
+    assert_eq!(
+        finalizers,
+        serde_json::json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    let err = kubectl_err(&server, &["create", "-f", &applied]);
+    assert!(
+        err.contains("create not allowed while custom resource definition is terminating"),
+        "{err}"
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "patch",
+            "widget",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
     );
     eventually(DEADLINE, "the CRD is gone", || {
         let out = server.kubectl(&["get", "crd", "widgets.example.com"]);

@@ -102,7 +102,7 @@ fn intern(key: RowKey) -> &'static KindInfo {
     row
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .into_iter()
         .flatten()
@@ -200,6 +200,27 @@ pub fn register(crd: &Value) {
         .get_or_insert_with(Table::default)
         .served
         .insert(name, served);
+}
+
+/// Whether the CRD named `name` is served now.
+pub fn is_registered(name: &str) -> bool {
+    let guard = TABLE.read().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().is_some_and(|t| t.served.contains_key(name))
+}
+
+/// A create of a custom object whose CRD is being deleted: `405`, as
+/// upstream refuses it.
+pub fn refuse_create(kind: &KindInfo) -> Option<crate::api::status::ApiStatus> {
+    let terminating = all_served().into_iter().any(|s| {
+        std::ptr::eq(s.kind, kind) && s.crd["metadata"].get("deletionTimestamp").is_some()
+    });
+    terminating.then(|| {
+        crate::api::status::ApiStatus::new(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+        )
+    })
 }
 
 /// Stops serving the CRD named `name`.

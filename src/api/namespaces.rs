@@ -19,7 +19,8 @@ use crate::api::registry::{KINDS, KindInfo, lookup};
 use crate::api::request::{Query, Target};
 use crate::store::ListOptions;
 
-fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx {
+/// A context for the server's own request on one object.
+pub fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx {
     Ctx {
         target: Target {
             kind,
