@@ -348,14 +348,46 @@ pub fn scale_of(kind: &KindInfo, obj: &Value) -> Option<Value> {
 /// validation by the object's own `apiVersion` and `kind`.
 pub struct CustomStrategy;
 
-fn schema_for(obj: &Value) -> Option<Value> {
+/// The CRD version entry an object (with its `apiVersion` and `kind`)
+/// belongs to.
+fn version_of_object(obj: &Value) -> Option<Value> {
     let api_version = obj.get("apiVersion")?.as_str()?;
     let kind = obj.get("kind")?.as_str()?;
     let (group, version) = api_version.split_once('/')?;
-    let v = version_of(group, version, kind)?;
-    v.pointer("/schema/openAPIV3Schema").cloned()
+    version_of(group, version, kind)
 }
 
+fn schema_for(obj: &Value) -> Option<Value> {
+    version_of_object(obj)?
+        .pointer("/schema/openAPIV3Schema")
+        .cloned()
+}
+
+fn has_status_subresource(obj: &Value) -> bool {
+    version_of_object(obj).is_some_and(|v| {
+        v.pointer("/subresources/status")
+            .is_some_and(Value::is_object)
+    })
+}
+
+/// The part of an object whose changes bump `metadata.generation`:
+/// everything but metadata, and but status when it is a subresource.
+fn generation_content(obj: &Value, status_apart: bool) -> Value {
+    let mut content = obj.clone();
+    if let Some(m) = content.as_object_mut() {
+        for key in ["metadata", "apiVersion", "kind"] {
+            m.remove(key);
+        }
+        if status_apart {
+            m.remove("status");
+        }
+    }
+    content
+}
+
+/// Generations are the strategy's own (not the generic spec comparison):
+/// upstream bumps them on any change outside metadata (and status, when it
+/// is a subresource).
 impl Strategy for CustomStrategy {
     fn default(&self, obj: &mut Value) {
         if let Some(schema) = schema_for(obj) {
@@ -364,16 +396,33 @@ impl Strategy for CustomStrategy {
         }
     }
 
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if has_status_subresource(obj) {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        crate::api::object::meta_mut(obj).insert("generation".into(), json!(1));
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        let status_apart = has_status_subresource(new);
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let changed =
+            generation_content(new, status_apart) != generation_content(old, status_apart);
+        let next = if changed { generation + 1 } else { generation };
+        crate::api::object::meta_mut(new).insert("generation".into(), json!(next));
+    }
+
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = crate::api::kinds::validation::validate_meta(obj);
         if let Some(schema) = schema_for(obj) {
             errs.extend(schema::validate(&schema, obj));
         }
         errs
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
     }
 }
 
@@ -390,6 +439,47 @@ pub fn pruned(kind: &KindInfo, sent: &Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generation_follows_upstreams_rule() {
+        let crd = |status: bool| {
+            let subresources = if status {
+                json!({"status": {}})
+            } else {
+                json!({})
+            };
+            json!({"metadata": {"name": format!("things.gen{status}.example.com")}, "spec": {
+                "group": format!("gen{status}.example.com"), "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "subresources": subresources,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]}})
+        };
+        for status in [true, false] {
+            register(&crd(status));
+            let api_version = format!("gen{status}.example.com/v1");
+            let mut obj = json!({"apiVersion": api_version, "kind": "Thing",
+                "metadata": {"name": "t"}, "spec": {"a": 1}, "status": {"b": 1}});
+            CustomStrategy.prepare_for_create(&mut obj);
+            assert_eq!(obj["metadata"]["generation"], 1);
+            assert_eq!(obj.get("status").is_none(), status);
+            let mut new = obj.clone();
+            new["status"] = json!({"b": 2});
+            CustomStrategy.prepare_for_update(&mut new, &obj);
+            let bumped = if status { 1 } else { 2 };
+            assert_eq!(
+                new["metadata"]["generation"], bumped,
+                "status subresource: {status}"
+            );
+            let mut new = obj.clone();
+            new["spec"]["a"] = json!(2);
+            new["metadata"]["labels"] = json!({"x": "y"});
+            CustomStrategy.prepare_for_update(&mut new, &obj);
+            assert_eq!(new["metadata"]["generation"], 2);
+            unregister(&format!("things.gen{status}.example.com"));
+        }
+    }
 
     #[test]
     fn versions_sort_by_kubernetes_priority() {
