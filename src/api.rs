@@ -213,7 +213,7 @@ impl ApiServer {
             )
             .route(
                 "/openapi/v3",
-                get(|| async { response::json(StatusCode::OK, openapi::index()) }),
+                get(|| async { response::json(StatusCode::OK, &openapi::index()) }),
             )
             .route("/openapi/v3/{*gv}", get(openapi_document))
             .fallback(handlers::dispatch)

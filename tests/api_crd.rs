@@ -176,6 +176,13 @@ fn custom_resources_are_served_validated_and_cleaned_up() {
     assert!(w["spec"].get("colour").is_none(), "{w}");
     assert_eq!(w["metadata"]["generation"], 1);
 
+    // kubectl explain reads the schema from OpenAPI v3.
+    let explained = kubectl_ok(&server, &["explain", "widgets.spec"]);
+    assert!(
+        explained.contains("replicas") && explained.contains("<integer>"),
+        "{explained}"
+    );
+
     // Printer columns.
     let table = kubectl_ok(&server, &["get", "wd"]);
     let mut lines = table.lines();

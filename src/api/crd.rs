@@ -426,6 +426,35 @@ impl Strategy for CustomStrategy {
     }
 }
 
+/// The OpenAPI v3 component of a custom kind (for `kubectl explain`): its
+/// version's schema with `apiVersion`, `kind` and `metadata` declared.
+pub fn openapi_schema(kind: &KindInfo) -> Option<Value> {
+    let v = version_for(kind)?;
+    let mut schema = v
+        .pointer("/schema/openAPIV3Schema")
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object"}));
+    let obj = schema.as_object_mut()?;
+    let props = obj
+        .entry("properties")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()?;
+    props.entry("apiVersion").or_insert_with(|| {
+        json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."})
+    });
+    props.entry("kind").or_insert_with(|| {
+        json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."})
+    });
+    props
+        .entry("metadata")
+        .or_insert_with(|| json!({"type": "object", "description": "Standard object's metadata."}));
+    obj.insert(
+        "x-kubernetes-group-version-kind".into(),
+        json!([{"group": kind.group, "version": kind.version, "kind": kind.kind}]),
+    );
+    Some(schema)
+}
+
 /// `sent` as the schema of a custom kind prunes it, for strict field
 /// validation to name what went; `None` for built-in kinds.
 pub fn pruned(kind: &KindInfo, sent: &Value) -> Option<Value> {

@@ -3,7 +3,8 @@
 //! resource paths and operations with their `x-kubernetes-group-version-kind`
 //! and declares the `fieldValidation` query parameter on POST, PUT and PATCH,
 //! which is what kubectl looks for before it sends `fieldValidation=Strict`
-//! and leaves validation to the server. Schemas are not included yet.
+//! and leaves validation to the server. Schemas are included only for
+//! custom resources (their CRD's), which `kubectl explain` reads.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -39,20 +40,43 @@ fn hash(doc: &Value) -> String {
     digest.iter().take(32).map(|b| format!("{b:02X}")).collect()
 }
 
-/// The `/openapi/v3` index (computed once: the table does not change).
-pub fn index() -> &'static Value {
-    static INDEX: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    INDEX.get_or_init(build_index)
-}
-
-fn build_index() -> Value {
-    let mut paths = Map::new();
-    for (g, v) in all_group_versions() {
-        let path = gv_path(g, v);
-        let url = format!("/openapi/v3/{path}?hash={}", hash(&document(g, v)));
-        paths.insert(path, json!({"serverRelativeURL": url}));
+/// The `/openapi/v3` index: the built-in group versions' entries are
+/// computed once (the kind table does not change), those with custom
+/// resources on every request (CRDs come and go).
+pub fn index() -> Value {
+    static BUILT_IN: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let mut paths = BUILT_IN.get_or_init(build_built_in).clone();
+    let mut custom: Vec<(&str, &str)> = crate::api::crd::served()
+        .iter()
+        .map(|k| (k.group, k.version))
+        .collect();
+    custom.sort_unstable();
+    custom.dedup();
+    for (g, v) in custom {
+        paths.insert(gv_path(g, v), entry(g, v));
     }
     json!({"paths": paths})
+}
+
+fn entry(group: &str, version: &str) -> Value {
+    let url = format!(
+        "/openapi/v3/{}?hash={}",
+        gv_path(group, version),
+        hash(&document(group, version))
+    );
+    json!({"serverRelativeURL": url})
+}
+
+fn build_built_in() -> Map<String, Value> {
+    let mut gvs = vec![("", "v1")];
+    for k in registry::KINDS.iter().filter(|k| !k.group.is_empty()) {
+        if !gvs.contains(&(k.group, k.version)) {
+            gvs.push((k.group, k.version));
+        }
+    }
+    gvs.into_iter()
+        .map(|(g, v)| (gv_path(g, v), entry(g, v)))
+        .collect()
 }
 
 fn param(name: &str, location: &str) -> Value {
@@ -120,12 +144,23 @@ pub fn document(group: &str, version: &str) -> Value {
             }),
         );
     }
+    let schemas: Map<String, Value> = registry::kinds_in(group, version)
+        .filter_map(|kind| crate::api::crd::openapi_schema(kind).map(|s| (schema_name(kind), s)))
+        .collect();
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0+skiff"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     })
+}
+
+/// Upstream's component name of a custom kind: the reversed group, the
+/// version and the kind (`com.example.v1.Widget`).
+fn schema_name(kind: &registry::KindInfo) -> String {
+    let mut parts: Vec<&str> = kind.group.split('.').rev().collect();
+    parts.extend([kind.version, kind.kind]);
+    parts.join(".")
 }
 
 #[cfg(test)]
