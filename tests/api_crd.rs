@@ -441,6 +441,11 @@ fn custom_resources_are_served_validated_and_cleaned_up() {
     let w1 = get_json(&server, &["widget", "w1"]);
     assert!(w1["metadata"]["deletionTimestamp"].is_string(), "{w1}");
     let crd = get_json(&server, &["crd", "widgets.example.com"]);
+    let terminating = crd["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Terminating").cloned())
+        .unwrap_or_default();
+    assert_eq!(terminating["reason"], "InstanceDeletionInProgress", "{crd}");
     let finalizers = crd["metadata"]["finalizers"].clone();
     assert_eq!(
         finalizers,

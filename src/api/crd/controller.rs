@@ -312,6 +312,53 @@ async fn write_status(
     Ok(())
 }
 
+/// Sets upstream's `Terminating` condition on a CRD whose objects are
+/// being deleted.
+async fn mark_terminating(core: &Core, name: &str) -> Result<(), StoreError> {
+    let Some(kind) = crd_kind() else {
+        return Ok(());
+    };
+    let key = kind.key(None, name);
+    for _ in 0..8 {
+        let Some(kv) = core.store.get(&key, None).await? else {
+            return Ok(());
+        };
+        let Ok(mut crd) = object::decode(&kv) else {
+            return Ok(());
+        };
+        let terminating = condition(
+            "Terminating",
+            "True",
+            "InstanceDeletionInProgress",
+            "CustomResource deletion is in progress",
+            &crd,
+        );
+        let mut conditions: Vec<Value> = crd["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["type"] != "Terminating")
+            .collect();
+        conditions.push(terminating);
+        if crd["status"]["conditions"] == json!(conditions) {
+            return Ok(());
+        }
+        object::set_path(&mut crd, &["status", "conditions"], json!(conditions));
+        object::meta_mut(&mut crd).remove("resourceVersion");
+        match core
+            .store
+            .update(&key, object::encode(&crd), kv.mod_revision, None)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The CRDs whose objects are being deleted now (one task each).
 fn cleaning_now() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     static CLEANING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -327,6 +374,9 @@ async fn cleanup(core: &Arc<Core>, crd: &Value, name: &str) {
         return;
     };
     let prefix = row.prefix(None);
+    if let Err(e) = mark_terminating(core, name).await {
+        tracing::warn!(crd = %name, error = %e, "cannot update the CRD status");
+    }
     let mut pause = Duration::from_millis(100);
     loop {
         let page = match core.store.list(&prefix, ListOptions::default()).await {
