@@ -12,6 +12,7 @@ pub mod allocator;
 pub mod authz;
 pub mod bootstrap;
 pub mod convert;
+pub mod crd;
 pub mod discovery;
 pub mod fieldmanager;
 pub mod handlers;
@@ -140,7 +141,7 @@ impl ApiServer {
         let authz = Arc::new(authz::authorizer(&caches)?);
         let core = Arc::new(Core {
             store,
-            caches,
+            caches: std::sync::RwLock::new(caches),
             config: config.clone(),
             metrics: metrics::Metrics::default(),
             token_issuer: std::sync::OnceLock::new(),
@@ -150,6 +151,7 @@ impl ApiServer {
         bootstrap::run(&core).await?;
         crate::auth::rbac::reconcile::run(&core).await?;
         admission::quota::start(Arc::clone(&core));
+        crd::controller::start(Arc::clone(&core)).await;
         if let Some(namespaces) = registry::lookup("", "v1", "namespaces") {
             let list = core
                 .store

@@ -37,8 +37,9 @@ use crate::store::{Backend, KeyValue, StoreError};
 /// Everything the handlers share.
 pub struct Core {
     pub store: Arc<dyn Backend>,
-    /// One watch cache per storage prefix.
-    pub caches: HashMap<&'static str, Arc<WatchCache>>,
+    /// One watch cache per storage prefix; custom kinds' come and go with
+    /// their CustomResourceDefinitions.
+    pub caches: std::sync::RwLock<HashMap<&'static str, Arc<WatchCache>>>,
     pub config: ApiConfig,
     pub metrics: Metrics,
     /// Signs `serviceaccounts/token` tokens, once the server has set it.
@@ -49,9 +50,12 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn cache(&self, kind: &KindInfo) -> Result<&Arc<WatchCache>, ApiStatus> {
+    pub fn cache(&self, kind: &KindInfo) -> Result<Arc<WatchCache>, ApiStatus> {
         self.caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(kind.storage)
+            .cloned()
             .ok_or_else(|| ApiStatus::internal(format!("no watch cache for {}", kind.plural)))
     }
 }

@@ -159,6 +159,7 @@ pub fn strategy_for(group: &str, kind: &str) -> &'static dyn Strategy {
         }
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
+        _ if crate::api::crd::is_custom(group, kind) => &crate::api::crd::CustomStrategy,
         _ => &Plain,
     }
 }

@@ -19,7 +19,8 @@ use crate::api::registry::{KINDS, KindInfo, lookup};
 use crate::api::request::{Query, Target};
 use crate::store::ListOptions;
 
-fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx {
+/// A context for the server's own request on one object.
+pub fn ctx_for(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx {
     Ctx {
         target: Target {
             kind,
@@ -56,6 +57,7 @@ async fn cleanup_round(core: &Arc<Core>, ns: &str) -> Result<bool, crate::api::s
     let mut seen = BTreeSet::new();
     for kind in KINDS
         .iter()
+        .chain(crate::api::crd::served())
         .filter(|k| k.namespaced && !k.is_review() && seen.insert(k.storage))
     {
         let page = core

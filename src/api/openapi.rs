@@ -45,12 +45,34 @@ const V3_PROTOBUF_OLD: &str = "application/com.github.proto-openapi.spec.v3@v1.0
 const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 const V2_PROTOBUF_OLD: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
-/// Every group version served, core first.
-fn all_group_versions() -> Vec<(&'static str, &'static str)> {
+/// The built-in group versions, core first. Their documents never change
+/// (CustomResourceDefinitions cannot define kinds in built-in groups).
+pub(crate) fn built_in_group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out = vec![("", "v1")];
-    for (g, versions) in registry::groups() {
-        out.extend(versions.into_iter().map(|v| (g, v)));
+    for k in registry::KINDS.iter().filter(|k| !k.group.is_empty()) {
+        if !out.contains(&(k.group, k.version)) {
+            out.push((k.group, k.version));
+        }
     }
+    out
+}
+
+/// The group versions of the custom resources served now, sorted.
+fn custom_group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = crate::api::crd::served()
+        .into_iter()
+        .map(|k| (k.group, k.version))
+        .filter(|gv| !registry::KINDS.iter().any(|k| (k.group, k.version) == *gv))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Every group version served, core first, custom resources last.
+fn all_group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out = built_in_group_versions();
+    out.extend(custom_group_versions());
     out
 }
 
@@ -160,7 +182,7 @@ impl V3Doc {
 fn v3_docs() -> &'static [V3Doc] {
     static DOCS: OnceLock<Vec<V3Doc>> = OnceLock::new();
     DOCS.get_or_init(|| {
-        all_group_versions()
+        built_in_group_versions()
             .into_iter()
             .map(|(group, version)| V3Doc {
                 group,
@@ -177,9 +199,9 @@ fn server_relative_url(path: &str, etag: &str) -> String {
     format!("/openapi/v3/{path}?hash={etag}")
 }
 
-/// The `/openapi/v3` index.
-pub fn index() -> &'static Bytes {
-    static INDEX: OnceLock<Bytes> = OnceLock::new();
+/// The built-in part of the `/openapi/v3` index.
+fn built_in_index() -> &'static Map<String, Value> {
+    static INDEX: OnceLock<Map<String, Value>> = OnceLock::new();
     INDEX.get_or_init(|| {
         let mut paths = Map::new();
         for doc in v3_docs() {
@@ -187,10 +209,29 @@ pub fn index() -> &'static Bytes {
             let url = server_relative_url(&path, doc.etag());
             paths.insert(path, json!({"serverRelativeURL": url}));
         }
-        let bytes = serialize(&json!({"paths": paths}));
         release_freed_memory();
-        bytes
+        paths
     })
+}
+
+/// The `/openapi/v3` index: the built-in group versions (cached), then
+/// those of the custom resources served now, whose documents are small and
+/// built on each request (CRDs come and go).
+pub fn index() -> Bytes {
+    static BUILT_IN: OnceLock<Bytes> = OnceLock::new();
+    let custom = custom_group_versions();
+    if custom.is_empty() {
+        return BUILT_IN
+            .get_or_init(|| serialize(&json!({"paths": built_in_index()})))
+            .clone();
+    }
+    let mut paths = built_in_index().clone();
+    for (group, version) in custom {
+        let path = gv_path(group, version);
+        let url = server_relative_url(&path, &etag_of(&v3::document(group, version)));
+        paths.insert(path, json!({"serverRelativeURL": url}));
+    }
+    serialize(&json!({"paths": paths}))
 }
 
 /// The v2 document in its forms.
@@ -216,7 +257,7 @@ impl V2Doc {
         let cell = if protobuf { &self.proto } else { &self.json };
         let mut built = None;
         let bytes = cell.get_or_init(|| {
-            let doc = v2::document();
+            let doc = v2::document(&built_in_group_versions());
             if self.etag.get().is_none() {
                 let _ = self.etag.set(etag_of(&doc));
             }
@@ -231,7 +272,9 @@ impl V2Doc {
         if built.is_some() {
             release_freed_memory();
         }
-        let etag = self.etag.get_or_init(|| etag_of(&v2::document()));
+        let etag = self
+            .etag
+            .get_or_init(|| etag_of(&v2::document(&built_in_group_versions())));
         (etag, bytes)
     }
 }
@@ -334,31 +377,45 @@ fn answer(headers: &HeaderMap, content_type: &str, etag: &str, body: &Bytes) -> 
 /// `GET /openapi/v3`.
 pub fn serve_index(headers: &HeaderMap) -> Response {
     let body = index();
-    answer(headers, JSON, &hex_upper(&Sha512::digest(body)), body)
+    answer(headers, JSON, &hex_upper(&Sha512::digest(&body)), &body)
 }
 
 /// `GET /openapi/v3/<gv>[?hash=...]`.
 pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
     use axum::response::IntoResponse;
-    let Some(doc) = v3_docs()
-        .iter()
-        .find(|d| gv_path(d.group, d.version) == path)
-    else {
-        return crate::api::status::ApiStatus::path_not_found().into_response();
-    };
     let content_type = match negotiate(headers, &[JSON, V3_PROTOBUF, V3_PROTOBUF_OLD]) {
         Some(JSON) => JSON,
         Some(_) => V3_PROTOBUF,
         None => return not_acceptable(),
     };
-    let body = || {
-        if content_type == JSON {
-            doc.json()
-        } else {
-            doc.proto()
+    let cached = v3_docs()
+        .iter()
+        .find(|d| gv_path(d.group, d.version) == path);
+    // A custom resources' document, built now.
+    let built;
+    let (etag, body): (&str, &Bytes) = match cached {
+        Some(doc) if content_type == JSON => (doc.etag(), doc.json()),
+        Some(doc) => (doc.etag(), doc.proto()),
+        None => {
+            let Some((group, version)) = custom_group_versions()
+                .into_iter()
+                .find(|(g, v)| gv_path(g, v) == path)
+            else {
+                return crate::api::status::ApiStatus::path_not_found().into_response();
+            };
+            let doc = v3::document(group, version);
+            let etag = etag_of(&doc);
+            let bytes = if content_type == JSON {
+                serialize(&doc)
+            } else {
+                Bytes::from(proto::v3::encode(
+                    &serde_json::to_value(&doc).unwrap_or_default(),
+                ))
+            };
+            built = (etag, bytes);
+            (&built.0, &built.1)
         }
     };
-    let etag = doc.etag();
     let hash = query
         .unwrap_or("")
         .split('&')
@@ -372,7 +429,7 @@ pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Respons
             }
             return resp;
         }
-        let mut resp = answer(headers, content_type, etag, body());
+        let mut resp = answer(headers, content_type, etag, body);
         let h = resp.headers_mut();
         h.insert(
             header::CACHE_CONTROL,
@@ -387,22 +444,32 @@ pub fn serve_v3(path: &str, query: Option<&str>, headers: &HeaderMap) -> Respons
         }
         return resp;
     }
-    answer(headers, content_type, etag, body())
+    answer(headers, content_type, etag, body)
 }
 
-/// `GET /openapi/v2`.
+/// `GET /openapi/v2`: the built-in document is cached; while custom
+/// resources are served, the document with them is built per request.
 pub fn serve_v2(headers: &HeaderMap) -> Response {
-    match negotiate(headers, &[JSON, V2_PROTOBUF_OLD, V2_PROTOBUF]) {
-        Some(JSON) => {
-            let (etag, body) = v2_doc().get(false);
-            answer(headers, JSON, etag, body)
-        }
-        Some(_) => {
-            let (etag, body) = v2_doc().get(true);
-            answer(headers, V2_PROTOBUF, etag, body)
-        }
-        None => not_acceptable(),
+    let content_type = match negotiate(headers, &[JSON, V2_PROTOBUF_OLD, V2_PROTOBUF]) {
+        Some(JSON) => JSON,
+        Some(_) => V2_PROTOBUF,
+        None => return not_acceptable(),
+    };
+    let protobuf = content_type != JSON;
+    if custom_group_versions().is_empty() {
+        let (etag, body) = v2_doc().get(protobuf);
+        return answer(headers, content_type, etag, body);
     }
+    let doc = v2::document(&all_group_versions());
+    let etag = etag_of(&doc);
+    let body = if protobuf {
+        Bytes::from(proto::v2::encode(&doc))
+    } else {
+        serialize(&doc)
+    };
+    drop(doc);
+    release_freed_memory();
+    answer(headers, content_type, &etag, &body)
 }
 
 #[cfg(test)]
@@ -445,7 +512,7 @@ mod tests {
 
     #[test]
     fn index_points_at_hashed_documents() {
-        let index: Value = serde_json::from_slice(index()).expect("json");
+        let index: Value = serde_json::from_slice(&index()).expect("json");
         let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
             .as_str()
             .expect("url");

@@ -656,13 +656,19 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static KindI
     KINDS
         .iter()
         .find(|k| k.group == group && k.version == version && k.plural == plural)
+        .or_else(|| {
+            crate::api::crd::served()
+                .into_iter()
+                .find(|k| k.group == group && k.version == version && k.plural == plural)
+        })
 }
 
 /// The API groups (excluding core) with their versions, preferred first, in
-/// table order.
+/// table order, then the custom resources' groups.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for k in KINDS.iter().filter(|k| !k.group.is_empty()) {
+    let custom = crate::api::crd::served();
+    for k in KINDS.iter().chain(custom).filter(|k| !k.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == k.group) {
             Some((_, versions)) if !versions.contains(&k.version) => versions.push(k.version),
             Some(_) => {}
@@ -677,6 +683,7 @@ pub fn kinds_in(group: &str, version: &str) -> impl Iterator<Item = &'static Kin
     let (group, version) = (group.to_string(), version.to_string());
     KINDS
         .iter()
+        .chain(crate::api::crd::served())
         .filter(move |k| k.group == group && k.version == version)
 }
 

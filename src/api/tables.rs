@@ -250,6 +250,9 @@ pub fn table(
     req: &TableRequest,
     headers: bool,
 ) -> Value {
+    if let Some(columns) = crate::api::crd::printer_columns(kind) {
+        return custom::table(&columns, items, list_meta, req, headers);
+    }
     let storage = storage_row(kind);
     let printer = printer_for(storage.group, storage.kind);
     let clock = Clock {

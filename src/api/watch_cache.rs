@@ -48,6 +48,8 @@ struct State {
 pub struct WatchCache {
     prefix: String,
     state: RwLock<State>,
+    /// The task following the store, aborted by [`WatchCache::stop`].
+    follower: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 /// What a new watcher starts from.
@@ -85,11 +87,22 @@ impl WatchCache {
                 oldest: 0,
                 tx: broadcast::channel(BROADCAST).0,
             }),
+            follower: std::sync::OnceLock::new(),
         });
         cache.reload(store.as_ref()).await?;
         let follower = Arc::clone(&cache);
-        tokio::spawn(async move { follower.follow(store).await });
+        let task = tokio::spawn(async move { follower.follow(store).await });
+        let _ = cache.follower.set(task.abort_handle());
         Ok(cache)
+    }
+
+    /// Stops following the store (a custom kind no longer served); its
+    /// watchers end when their broadcast closes.
+    pub fn stop(&self) {
+        if let Some(task) = self.follower.get() {
+            task.abort();
+        }
+        self.write().tx = broadcast::channel(1).0;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -205,6 +205,7 @@ pub async fn delete_one(
 ) -> Result<Deleted, ApiStatus> {
     let kind = ctx.kind();
     let is_namespace = kind.kind == "Namespace" && kind.group.is_empty();
+    let is_crd = kind.group == "apiextensions.k8s.io" && kind.kind == "CustomResourceDefinition";
     if is_namespace && PROTECTED_NAMESPACES.contains(&ctx.name()) {
         return Err(ApiStatus::forbidden(
             kind,
@@ -251,6 +252,20 @@ pub async fn delete_one(
                 f.push(json!("kubernetes"));
                 object::set_path(&mut marked, &["spec", "finalizers"], json!(f));
             }
+            true
+        } else if is_crd {
+            // Upstream's CRD delete: its objects go first (crd/controller.rs).
+            let meta = meta_mut(&mut marked);
+            meta.entry("deletionTimestamp")
+                .or_insert_with(|| json!(object::now()));
+            let mut finalizers = gc_finalizers;
+            if !finalizers
+                .iter()
+                .any(|f| f == crate::api::crd::CLEANUP_FINALIZER)
+            {
+                finalizers.push(crate::api::crd::CLEANUP_FINALIZER.to_string());
+            }
+            meta.insert("finalizers".into(), json!(finalizers));
             true
         } else if !gc_finalizers.is_empty() {
             let meta = meta_mut(&mut marked);

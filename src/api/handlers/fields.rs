@@ -366,7 +366,7 @@ pub fn check_body(
     let kind = ctx.kind();
     let catalog = schema::catalog();
     let Some(schema) = catalog.root(kind.group, kind.version, kind.kind) else {
-        return Ok(());
+        return check_custom(ctx, directive, obj);
     };
     if directive != Directive::Ignore {
         let problems = body_problems(ctx, body, obj, schema);
@@ -391,7 +391,7 @@ pub fn check_patched(ctx: &Ctx, patch_body: &Bytes, patched: &mut Value) -> Resu
     let kind = ctx.kind();
     let catalog = schema::catalog();
     let Some(schema) = catalog.root(kind.group, kind.version, kind.kind) else {
-        return Ok(());
+        return check_custom(ctx, directive, patched);
     };
     if directive != Directive::Ignore {
         let mut problems = Problems::new();
@@ -418,6 +418,51 @@ pub fn check_patched(ctx: &Ctx, patch_body: &Bytes, patched: &mut Value) -> Resu
     }
     prune(catalog, patched, schema);
     Ok(())
+}
+
+/// Custom kinds: the fields their CRD's structural schema would prune are
+/// unknown (the custom resource strategy prunes them on write).
+fn check_custom(ctx: &Ctx, directive: Directive, obj: &Value) -> Result<(), ApiStatus> {
+    if directive == Directive::Ignore {
+        return Ok(());
+    }
+    let kind = ctx.kind();
+    let Some(kept) = crate::api::crd::pruned(kind, obj) else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    dropped(obj, &kept, "", &mut problems);
+    if directive == Directive::Strict && !problems.is_empty() {
+        return Err(ApiStatus::bad_request(format!(
+            "{k} in version \"{v}\" cannot be handled as a {k}: strict decoding error: {}",
+            problems.join(", "),
+            k = kind.kind,
+            v = kind.version,
+        )));
+    }
+    report(directive, &problems);
+    Ok(())
+}
+
+/// The fields of `sent` that `kept` lacks, as `unknown field` problems.
+fn dropped(sent: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, kept) {
+        (Value::Object(s), Value::Object(k)) => {
+            for (key, value) in s {
+                let here = join(path, key);
+                match k.get(key) {
+                    None => out.push(format!("unknown field \"{here}\"")),
+                    Some(kv) => dropped(value, kv, &here, out),
+                }
+            }
+        }
+        (Value::Array(s), Value::Array(k)) => {
+            for (i, (sv, kv)) in s.iter().zip(k).enumerate() {
+                dropped(sv, kv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

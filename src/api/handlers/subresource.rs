@@ -16,7 +16,7 @@ use super::{Core, Ctx, load, store_error};
 use crate::api::convert::from_storage;
 use crate::api::object::{self, meta_str};
 use crate::api::patch::{self, PatchType};
-use crate::api::registry::{Subresource, lookup};
+use crate::api::registry::{KindInfo, Subresource, lookup};
 use crate::api::response::{content_type, decode_body, json};
 use crate::api::selectors::{LabelSelector, selector_string};
 use crate::api::status::ApiStatus;
@@ -41,7 +41,7 @@ pub async fn serve(
         (Subresource::Status, &Method::PATCH) => {
             ok(apply_patch(core, ctx, body, Mode::Status).await?)
         }
-        (Subresource::Scale, &Method::GET) => ok(scale_of(&load(core, &ctx).await?.1)),
+        (Subresource::Scale, &Method::GET) => ok(scale_of(kind, &load(core, &ctx).await?.1)),
         (Subresource::Scale, &Method::PUT | &Method::PATCH) => {
             ok(write_scale(core, method, ctx, body).await?)
         }
@@ -55,8 +55,12 @@ pub async fn serve(
     }
 }
 
-/// The Scale view of a scalable object.
-fn scale_of(obj: &Value) -> Value {
+/// The Scale view of a scalable object (custom kinds: at their CRD's
+/// scale paths).
+fn scale_of(kind: &KindInfo, obj: &Value) -> Value {
+    if let Some(scale) = crate::api::crd::scale_of(kind, obj) {
+        return scale;
+    }
     let meta = &obj["metadata"];
     json!({
         "kind": "Scale",
@@ -91,7 +95,7 @@ async fn write_scale(
         _ => None,
     };
     let mut mutate = |current: &Value| {
-        let view = scale_of(current);
+        let view = scale_of(ctx.kind(), current);
         let scale = match (&sent, patch_type) {
             (Some(s), _) => s.clone(),
             (None, Some(pt)) => patch::apply(pt, &view, &body)?,
@@ -122,7 +126,11 @@ async fn write_scale(
             ));
         }
         let mut next = current.clone();
-        object::set_path(&mut next, &["spec", "replicas"], json!(replicas));
+        let spec_path = crate::api::crd::scale_paths(ctx.kind())
+            .map(|(spec, _, _)| crate::api::crd::path_segments(&spec))
+            .unwrap_or_else(|| vec!["spec".into(), "replicas".into()]);
+        let segments: Vec<&str> = spec_path.iter().map(String::as_str).collect();
+        object::set_path(&mut next, &segments, json!(replicas));
         let rv = meta_str(&scale, "resourceVersion").filter(|rv| !rv.is_empty());
         let current_rv = meta_str(current, "resourceVersion");
         if sent.is_some() && rv.is_some() && rv != current_rv {
@@ -132,7 +140,7 @@ async fn write_scale(
         Ok(next)
     };
     let updated = guaranteed_update(core, &ctx, Mode::Main, &mut mutate).await?;
-    Ok(scale_of(&updated))
+    Ok(scale_of(ctx.kind(), &updated))
 }
 
 fn created_status() -> Response {

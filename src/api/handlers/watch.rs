@@ -133,7 +133,7 @@ pub async fn watch(core: &Arc<Core>, ctx: Ctx) -> Result<Response, ApiStatus> {
     if let (Some(name), Some(ns)) = (filter.fields.required("metadata.name"), ctx.namespace()) {
         filter.prefix = kind.key(Some(ns), name);
     }
-    let cache = Arc::clone(core.cache(kind)?);
+    let cache = core.cache(kind)?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let subscription = cache.subscribe(if send_initial { None } else { requested });
     match subscription {

@@ -149,6 +149,9 @@ pub async fn create_managed(
         _ => None,
     };
     check_namespace(kind, &mut obj, url_ns)?;
+    if let Some(refused) = crate::api::crd::refuse_create(kind) {
+        return Err(refused);
+    }
     if meta_str(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
         return Err(ApiStatus::internal(
             "resourceVersion should not be set on objects to be created",

@@ -42,6 +42,13 @@ const PATCHES: &[&str] = &[
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 ];
+/// Custom resources take no strategic merge patch (they have no patch
+/// strategies); kubectl's client-side apply then sends a merge patch.
+const CUSTOM_PATCHES: &[&str] = &[
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+];
 
 /// `core` → `Core`, `rbac.authorization.k8s.io` → `RbacAuthorization`, as
 /// upstream's operation ids spell groups.
@@ -243,6 +250,14 @@ impl KindPaths<'_> {
         )
     }
 
+    fn patches(&self) -> &'static [&'static str] {
+        if crate::api::crd::is_custom(self.kind.group, self.kind.kind) {
+            CUSTOM_PATCHES
+        } else {
+            PATCHES
+        }
+    }
+
     fn gvk(&self) -> (&str, &str, &str) {
         (self.kind.group, self.kind.version, self.kind.kind)
     }
@@ -336,7 +351,7 @@ impl KindPaths<'_> {
         replace.responses = responses(&["200", "201"], ANSWERS, root);
         let mut patch = self.op("patch", "patch", "");
         patch.query = PATCH_QUERY;
-        patch.body = Some(body(PATCHES, PATCH));
+        patch.body = Some(body(self.patches(), PATCH));
         patch.responses = responses(&["200", "201"], ANSWERS, root);
         let mut delete = self.op("delete", "delete", "");
         delete.query = DELETE_QUERY;
@@ -422,7 +437,7 @@ impl KindPaths<'_> {
             let mut patch = self.op("patch", "patch", &suffix);
             patch.gvk = gvk;
             patch.query = PATCH_QUERY;
-            patch.body = Some(body(PATCHES, PATCH));
+            patch.body = Some(body(self.patches(), PATCH));
             patch.responses = responses(&["200", "201"], ANSWERS, schema_name);
             ops.push(patch);
         }
@@ -524,6 +539,14 @@ pub fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
+/// Upstream's component name of a custom kind: the reversed group, the
+/// version and the kind (`com.example.v1.Widget`).
+pub fn custom_schema_name(kind: &KindInfo) -> String {
+    let mut parts: Vec<&str> = kind.group.split('.').rev().collect();
+    parts.extend([kind.version, kind.kind]);
+    parts.join(".")
+}
+
 /// The paths and the names and bodies of the extra (non-catalog) schemas of
 /// one group version.
 pub fn paths_and_lists(group: &str, version: &str) -> (Map<String, Value>, Map<String, Value>) {
@@ -540,13 +563,22 @@ pub fn paths_and_lists(group: &str, version: &str) -> (Map<String, Value>, Map<S
         )
     };
     for kind in registry::kinds_in(group, version) {
-        let Some(root) = catalog.root_name(kind.group, kind.version, kind.kind) else {
-            continue;
+        let root = match catalog.root_name(kind.group, kind.version, kind.kind) {
+            Some(root) => root.to_string(),
+            None => {
+                // A custom kind: its CRD version's schema.
+                let Some(schema) = crate::api::crd::openapi_schema(kind) else {
+                    continue;
+                };
+                let name = custom_schema_name(kind);
+                extra.insert(name.clone(), schema);
+                name
+            }
         };
-        extra.insert(list_name(root), list_schema(kind, root));
+        extra.insert(list_name(&root), list_schema(kind, &root));
         KindPaths {
             kind,
-            root: root.to_string(),
+            root,
             base: base.clone(),
             tag: tag.clone(),
             prefix: format!("{}{}", group_camel(group), capitalize(version)),
