@@ -8,6 +8,7 @@
 pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
@@ -60,6 +61,9 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     let services = Informer::start(Api::<Service>::all(informers_client.clone()));
     let endpoints = Informer::start(Api::<Endpoints>::all(informers_client.clone()));
     let slices = Informer::start(Api::<EndpointSlice>::all(informers_client.clone()));
+    let pdbs = Informer::start(
+        Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(informers_client.clone()),
+    );
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
@@ -90,6 +94,13 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         services,
         pods.clone(),
         slices,
+    );
+    disruption::start(
+        in_process(router.clone(), controller_user("disruption")),
+        pdbs,
+        pods.clone(),
+        replicasets.clone(),
+        deployments.clone(),
     );
     replicaset::start(
         in_process(router.clone(), controller_user("replicaset")),

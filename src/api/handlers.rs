@@ -2,6 +2,7 @@
 //! reading one object, and presenting stored objects in the requested form.
 
 pub mod delete;
+pub mod eviction;
 pub mod fields;
 pub mod read;
 pub mod review;

@@ -608,6 +608,15 @@ async fn binding_eviction_and_finalizers() {
         Some(pdb),
     )
     .await;
+    // Pending pods are evicted regardless of budgets; a running one is
+    // guarded, here by a budget whose status is not yet computed.
+    h.send(
+        "PATCH",
+        &format!("{pods}/p/status"),
+        "application/merge-patch+json",
+        br#"{"status":{"phase":"Running"}}"#.to_vec(),
+    )
+    .await;
     let eviction =
         json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}});
     assert_eq!(

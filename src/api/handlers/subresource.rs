@@ -1,7 +1,7 @@
 //! Subresources: `status` (GET/PUT/PATCH changing only status), `scale`
 //! (an `autoscaling/v1` Scale view of `spec.replicas`), `pods/binding`
-//! (the scheduler sets `spec.nodeName`) and `pods/eviction` (a delete that
-//! respects PodDisruptionBudgets); `serviceaccounts/token` is in `token.rs`.
+//! (the scheduler sets `spec.nodeName`); `pods/eviction` is in
+//! `eviction.rs` and `serviceaccounts/token` in `token.rs`.
 
 use std::sync::Arc;
 
@@ -10,17 +10,15 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::delete::{DeleteOptions, delete_one};
 use super::write::{Mode, apply_patch, guaranteed_update, put};
-use super::{Core, Ctx, load, store_error};
+use super::{Core, Ctx, load};
 use crate::api::convert::from_storage;
 use crate::api::object::{self, meta_str};
 use crate::api::patch::{self, PatchType};
-use crate::api::registry::{KindInfo, Subresource, lookup};
+use crate::api::registry::{KindInfo, Subresource};
 use crate::api::response::{content_type, decode_body, json};
-use crate::api::selectors::{LabelSelector, selector_string};
+use crate::api::selectors::selector_string;
 use crate::api::status::ApiStatus;
-use crate::store::ListOptions;
 
 pub async fn serve(
     core: &Arc<Core>,
@@ -46,7 +44,7 @@ pub async fn serve(
             ok(write_scale(core, method, ctx, body).await?)
         }
         (Subresource::Binding, &Method::POST) => bind(core, ctx, body).await,
-        (Subresource::Eviction, &Method::POST) => evict(core, ctx, body).await,
+        (Subresource::Eviction, &Method::POST) => super::eviction::evict(core, ctx, body).await,
         (Subresource::Token, &Method::POST) => super::token::create(core, ctx, body).await,
         _ => Err(ApiStatus::method_not_allowed(
             method,
@@ -194,47 +192,5 @@ async fn bind(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiSt
         Ok(next)
     };
     guaranteed_update(core, &ctx, Mode::Whole, &mut mutate).await?;
-    Ok(created_status())
-}
-
-async fn evict(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
-    let eviction = decode_body(&ctx.headers, &body)?;
-    let (_, pod) = load(core, &ctx).await?;
-    let Some(pdbs) = lookup("policy", "v1", "poddisruptionbudgets") else {
-        return Err(ApiStatus::internal(
-            "poddisruptionbudgets missing from the kind table",
-        ));
-    };
-    let list = core
-        .store
-        .list(&pdbs.prefix(ctx.namespace()), ListOptions::default())
-        .await
-        .map_err(store_error)?;
-    for kv in &list.kvs {
-        let Ok(pdb) = object::decode(kv) else {
-            continue;
-        };
-        let selector = &pdb["spec"]["selector"];
-        if selector.is_null() {
-            continue;
-        }
-        let Ok(sel) = LabelSelector::parse(&selector_string(selector)) else {
-            continue;
-        };
-        if sel.matches(&pod) && pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) < 1 {
-            let mut err = ApiStatus::too_many_requests(
-                "Cannot evict pod as it would violate the pod's disruption budget.",
-            );
-            err.details = Some(
-                json!({"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {} needs {} healthy pods and has {} currently", object::name(&pdb), pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0), pdb["status"]["currentHealthy"].as_i64().unwrap_or(0))}]}),
-            );
-            return Err(err);
-        }
-    }
-    let opts = match &eviction["deleteOptions"] {
-        Value::Object(_) => DeleteOptions::from_value(&ctx, &eviction["deleteOptions"])?,
-        _ => DeleteOptions::from_value(&ctx, &json!({}))?,
-    };
-    delete_one(core, &ctx, &opts).await?;
     Ok(created_status())
 }
