@@ -131,6 +131,45 @@ fn a_resource_quota_refuses_what_exceeds_it_and_gives_usage_back() {
         "{}",
         text(&out)
     );
+
+    // Updates are charged for what they add: a Service turned NodePort
+    // takes a node port the quota does not have.
+    let ports = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: ports\n  namespace: q\nspec:\n  hard:\n    services.nodeports: \"0\"\n";
+    let out = apply(&server, "ports.yaml", ports);
+    assert!(out.status.success(), "{}", text(&out));
+    ok(
+        &server,
+        &[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "--tcp=80",
+            "-n",
+            "q",
+        ],
+    );
+    let out = server.kubectl(&[
+        "patch",
+        "service",
+        "web",
+        "-n",
+        "q",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("services \"web\" is forbidden: exceeded quota: ports, requested: services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0"),
+        "{}",
+        text(&out)
+    );
+    let svc_type = jsonpath(
+        &server,
+        &["get", "service", "web", "-n", "q"],
+        "{.spec.type}",
+    );
+    assert_eq!(svc_type, "ClusterIP");
 }
 
 #[test]

@@ -105,6 +105,22 @@ pub async fn validate_create(
     Ok(())
 }
 
+/// The validating plugins, for an update of `old` to `new` right before it
+/// is stored: quotas are charged for what grew (Services, PVCs).
+pub async fn validate_update(
+    core: &Core,
+    kind: &'static KindInfo,
+    new: &Value,
+    old: &Value,
+    dry_run: bool,
+) -> Result<(), ApiStatus> {
+    let namespace = object::meta_str(new, "namespace").unwrap_or("").to_string();
+    if kind.namespaced && !namespace.is_empty() {
+        quota::charge_update(core, kind, new, old, &namespace, dry_run).await?;
+    }
+    Ok(())
+}
+
 /// Several problems as upstream's aggregate error prints them.
 pub fn aggregate(problems: &[String]) -> String {
     match problems {

@@ -300,10 +300,55 @@ pub async fn charge(
     namespace: &str,
     dry_run: bool,
 ) -> Result<(), ApiStatus> {
+    charge_delta(core, kind, obj, usage(kind, obj), namespace, dry_run).await
+}
+
+/// What an update of `old` to `new` adds to the usage it is charged for:
+/// only Services (a type change to NodePort or LoadBalancer) and
+/// PersistentVolumeClaims (a resize) are charged on update, as upstream's
+/// evaluators do, and only for what grew.
+pub fn update_delta(kind: &KindInfo, new: &Value, old: &Value) -> Resources {
+    if !kind.group.is_empty() || !matches!(kind.kind, "Service" | "PersistentVolumeClaim") {
+        return Resources::new();
+    }
+    let before = usage(kind, old);
+    usage(kind, new)
+        .into_iter()
+        .filter_map(|(name, q)| {
+            let grown = q - before.get(&name).copied().unwrap_or(Quantity::ZERO);
+            (grown > Quantity::ZERO).then_some((name, grown))
+        })
+        .collect()
+}
+
+/// Charges an update of `old` to `new` (see [`update_delta`]).
+pub async fn charge_update(
+    core: &Core,
+    kind: &'static KindInfo,
+    new: &Value,
+    old: &Value,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<(), ApiStatus> {
+    let delta = update_delta(kind, new, old);
+    if delta.is_empty() {
+        return Ok(());
+    }
+    charge_delta(core, kind, new, delta, namespace, dry_run).await
+}
+
+/// Charges `delta` for `obj` to the quotas of `namespace` that track it.
+async fn charge_delta(
+    core: &Core,
+    kind: &'static KindInfo,
+    obj: &Value,
+    delta: Resources,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<(), ApiStatus> {
     let Some(quotas) = quota_kind() else {
         return Ok(());
     };
-    let delta = usage(kind, obj);
     let name = object::name(obj).to_string();
     'attempt: for _ in 0..TRIES {
         let page = core
@@ -519,6 +564,26 @@ mod tests {
 
     fn kind(plural: &str) -> &'static KindInfo {
         registry::lookup("", "v1", plural).expect("kind")
+    }
+
+    #[test]
+    fn updates_charge_only_what_grew() {
+        let svc = kind("services");
+        let cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+        let node_port = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        let delta = update_delta(svc, &node_port, &cluster_ip);
+        assert_eq!(delta.len(), 1, "{delta:?}");
+        assert_eq!(delta.get("services.nodeports"), Some(&Quantity::count(1)));
+        assert!(update_delta(svc, &cluster_ip, &node_port).is_empty());
+        let pvc = kind("persistentvolumeclaims");
+        let small = json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}});
+        let big = json!({"spec": {"resources": {"requests": {"storage": "3Gi"}}}});
+        let grown = update_delta(pvc, &big, &small);
+        assert_eq!(
+            grown.get("requests.storage"),
+            Some(&Quantity::parse("2Gi").expect("quantity"))
+        );
+        assert!(update_delta(kind("pods"), &big, &small).is_empty());
     }
 
     #[test]

@@ -437,6 +437,16 @@ pub async fn guaranteed_update(
         if bytes == kv.value {
             return Ok(current);
         }
+        if mode == Mode::Main {
+            crate::api::admission::validate_update(
+                core,
+                storage,
+                &new,
+                &current,
+                ctx.query.dry_run(),
+            )
+            .await?;
+        }
         if ctx.query.dry_run() {
             return Ok(new);
         }

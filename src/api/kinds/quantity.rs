@@ -238,6 +238,18 @@ impl std::ops::Add for Quantity {
     }
 }
 
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+
+    /// The difference, in the notation of the first operand.
+    fn sub(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_sub(other.nanos),
+            format: self.format,
+        }
+    }
+}
+
 impl PartialOrd<i128> for Quantity {
     fn partial_cmp(&self, other: &i128) -> Option<Ordering> {
         Some(self.nanos.cmp(&other.saturating_mul(NANO)))
