@@ -1,16 +1,18 @@
 //! The `skiff` command line: one subcommand per role or tool.
 //!
 //! `skiff server` runs the control plane and `skiff version` prints the
-//! version; further subcommands (`agent`, `token`, `kubectl`, `check-config`)
+//! version; further subcommands (`agent`, `token`)
 //! are added as variants of [`Command`] with their own flag struct under
 //! `cli/`. Every `skiff server` flag can also come from a `SKIFF_<FLAG>`
 //! environment variable or from the YAML config file; [`server::resolve`]
 //! merges the three (flag > env > file > default) and validates the result.
 
+pub mod check_config;
 pub mod config_file;
 pub mod host;
 pub mod server;
 pub mod sim_nodes;
+pub mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,14 @@ pub enum Command {
     SimNodes(sim_nodes::SimNodesArgs),
     /// Print the version of this skiff binary.
     Version,
+    /// Run kubectl with this machine's admin kubeconfig.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Kubectl(tools::PassThrough),
+    /// Run containerd's ctr against skiff's containerd.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Ctr(tools::PassThrough),
+    /// Check that this machine has what skiff needs (kernel, binaries).
+    CheckConfig,
 }
 
 /// The text `skiff version` prints.

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::SimNodes(args) => skiff::sim_nodes::run(args),
+        Command::Kubectl(args) => skiff::cli::tools::kubectl(args),
+        Command::Ctr(args) => skiff::cli::tools::ctr(args),
+        Command::CheckConfig => skiff::cli::check_config::main(),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {
