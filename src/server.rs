@@ -8,6 +8,7 @@
 
 pub mod gate;
 pub mod listener;
+pub mod manifests;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -115,6 +116,14 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
             UserInfo::service_account("kube-system", "generic-garbage-collector"),
         ),
         api.caches(),
+    );
+
+    // The deployer applies as an administrator, as k3s' does.
+    let mut deployer = UserInfo::component("system:skiff-deploy");
+    deployer.groups.insert(0, "system:masters".to_string());
+    manifests::start(
+        crate::client::in_process(api.router(), deployer),
+        manifests::dir(&config.data_dir),
     );
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
