@@ -141,9 +141,32 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         ready_ms = started.elapsed().as_millis() as u64,
         "skiff server is ready"
     );
+    notify_ready();
     listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
     tracing::info!("skiff server stopped");
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` unit) that the server is serving:
+/// `READY=1` to `$NOTIFY_SOCKET`, a path or an abstract name (`@...`).
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let addr = match target.strip_prefix('@') {
+        Some(name) => UnixAddr::from_abstract_name(name.as_bytes()),
+        None => UnixAddr::from_pathname(&target),
+    };
+    let sent = addr.and_then(|addr| {
+        let socket = UnixDatagram::unbound()?;
+        socket.send_to_addr(b"READY=1", &addr)
+    });
+    if let Err(e) = sent {
+        tracing::warn!(socket = %target, error = %e, "cannot notify the service manager");
+    }
 }
 
 /// Starts node IPAM and, unless `--disable-agent`, this server's own node.

@@ -108,6 +108,11 @@ impl TestServer {
     /// Starts `skiff server` (without waiting) with the harness's flags
     /// followed by `extra`.
     pub fn launch(&mut self, extra: &[&str]) {
+        self.launch_with_env(extra, &[]);
+    }
+
+    /// [`Self::launch`] with extra environment variables for the server.
+    pub fn launch_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "the server is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -127,6 +132,7 @@ impl TestServer {
             .arg(&self.config)
             .arg("--log-level=debug")
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
