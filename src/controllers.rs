@@ -13,6 +13,7 @@ pub mod endpointslice;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod per_namespace;
 pub mod replicaset;
@@ -114,6 +115,10 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         in_process(router.clone(), controller_user("deployment")),
         deployments,
         replicasets,
+    );
+    namespace::start(
+        in_process(router.clone(), controller_user("namespace")),
+        namespaces.clone(),
     );
     serviceaccount::start(
         in_process(router.clone(), controller_user("service-account")),

@@ -1,0 +1,164 @@
+//! Object lifecycle controllers with the stock kubectl against a real
+//! `skiff server` and simulated nodes: the namespace controller emptying a
+//! deleted namespace, PodGC, the PersistentVolume binder and leader
+//! election.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SimNodes, TestServer, eventually, ok, text};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn jsonpath(server: &TestServer, args: &[&str], path: &str) -> String {
+    let expr = format!("jsonpath={path}");
+    let mut all = args.to_vec();
+    all.extend(["-o", expr.as_str()]);
+    ok(server, &all).trim().to_string()
+}
+
+#[test]
+fn deleting_a_namespace_empties_and_removes_it() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    ok(&server, &["create", "namespace", "team"]);
+    ok(
+        &server,
+        &[
+            "-n",
+            "team",
+            "create",
+            "deployment",
+            "web",
+            "--image=docker.io/skiff/pause:3.10",
+            "--replicas=2",
+        ],
+    );
+    ok(
+        &server,
+        &[
+            "-n",
+            "team",
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "--tcp=80:80",
+        ],
+    );
+    ok(
+        &server,
+        &[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=a=b",
+        ],
+    );
+    ok(
+        &server,
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "--from-literal=p=q",
+        ],
+    );
+    eventually(WAIT, "the deployment's pods running", || {
+        let phases = jsonpath(
+            &server,
+            &["-n", "team", "get", "pods"],
+            "{.items[*].status.phase}",
+        );
+        (phases == "Running Running").then_some(())
+    });
+
+    // kubectl waits for the namespace to go.
+    let out = server.kubectl(&["delete", "namespace", "team", "--timeout=60s"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), server.log());
+    let gone = server.kubectl(&["get", "namespace", "team"]);
+    assert!(text(&gone).contains("NotFound"), "{}", text(&gone));
+    for what in [
+        "pods",
+        "deployments",
+        "replicasets",
+        "services",
+        "configmaps",
+        "secrets",
+    ] {
+        let left = ok(&server, &["-n", "team", "get", what, "-o", "name"]);
+        assert!(left.trim().is_empty(), "{what} left: {left}");
+    }
+}
+
+#[test]
+fn a_namespace_waits_for_content_with_finalizers() {
+    let server = TestServer::start();
+    ok(&server, &["create", "namespace", "held"]);
+    let cm = r#"{"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "keep", "namespace": "held", "finalizers": ["example.com/hold"]}}"#;
+    let file = server.dir.path().join("cm.json");
+    std::fs::write(&file, cm).expect("write the configmap");
+    ok(
+        &server,
+        &["create", "-f", file.to_str().expect("utf-8 path")],
+    );
+    ok(&server, &["delete", "namespace", "held", "--wait=false"]);
+
+    let conditions = eventually(WAIT, "the remaining-content conditions", || {
+        let c = jsonpath(
+            &server,
+            &["get", "namespace", "held"],
+            r#"{range .status.conditions[*]}{.type}={.status}:{.message}{"\n"}{end}"#,
+        );
+        c.contains("NamespaceFinalizersRemaining=True").then_some(c)
+    });
+    assert!(
+        conditions.contains(
+            "NamespaceContentRemaining=True:Some resources are remaining: configmaps. has 1 resource instances"
+        ),
+        "{conditions}"
+    );
+    assert!(
+        conditions.contains(
+            "NamespaceFinalizersRemaining=True:Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+        ),
+        "{conditions}"
+    );
+    assert!(
+        conditions.contains(
+            "NamespaceDeletionDiscoveryFailure=False:All resources successfully discovered"
+        ),
+        "{conditions}"
+    );
+    let again = server.kubectl(&["delete", "namespace", "held", "--wait=false"]);
+    assert!(
+        text(&again).contains("The system is ensuring all content is removed from this namespace"),
+        "{}",
+        text(&again)
+    );
+
+    ok(
+        &server,
+        &[
+            "-n",
+            "held",
+            "patch",
+            "configmap",
+            "keep",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+    eventually(WAIT, "the namespace removed", || {
+        let out = server.kubectl(&["get", "namespace", "held"]);
+        text(&out).contains("NotFound").then_some(())
+    });
+}
