@@ -16,6 +16,7 @@ pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod per_namespace;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootca;
 pub mod service_pods;
@@ -42,11 +43,19 @@ fn controller_user(name: &str) -> UserInfo {
     UserInfo::service_account("kube-system", &format!("{name}-controller"))
 }
 
+/// The controllers' settings (`skiff server` flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a node may go without a heartbeat before it is marked
+    /// Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: std::time::Duration,
+    /// PodGC's threshold and quarantine.
+    pub pod_gc: podgc::Settings,
+}
+
 /// Starts the scheduler and the controllers against `router`; `ca_pem` is
-/// the cluster CA the root CA publisher puts into every namespace;
-/// `node_grace` is how long a node may go without a heartbeat before it is
-/// marked Unknown (`--node-monitor-grace-period`).
-pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
+/// the cluster CA the root CA publisher puts into every namespace.
+pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     let informers_client = in_process(
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
@@ -75,10 +84,19 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     );
     nodelifecycle::start(
         in_process(router.clone(), controller_user("node")),
-        nodes,
+        nodes.clone(),
         pods.clone(),
         leases,
-        node_grace,
+        settings.node_monitor_grace_period,
+    );
+    podgc::start(
+        in_process(
+            router.clone(),
+            UserInfo::service_account("kube-system", "pod-garbage-collector"),
+        ),
+        pods.clone(),
+        nodes.clone(),
+        settings.pod_gc,
     );
     endpoints::start(
         in_process(router.clone(), controller_user("endpoint")),

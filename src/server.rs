@@ -108,7 +108,14 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     )?);
     api.enable_token_requests(Arc::clone(&issuer));
 
-    crate::controllers::start(api.router(), &pki.ca_pem, config.node_monitor_grace_period);
+    let settings = crate::controllers::Settings {
+        node_monitor_grace_period: config.node_monitor_grace_period,
+        pod_gc: crate::controllers::podgc::Settings {
+            terminated_threshold: config.terminated_pod_gc_threshold,
+            quarantine: config.pod_gc_orphan_quarantine,
+        },
+    };
+    crate::controllers::start(api.router(), &pki.ca_pem, &settings);
     crate::controllers::garbagecollector::start(
         crate::client::in_process(
             api.router(),

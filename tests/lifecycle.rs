@@ -11,6 +11,17 @@ use common::{SimNodes, TestServer, eventually, ok, text};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Like `eventually`, with the server's log when it times out.
+fn wait_for<T>(server: &TestServer, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    match common::try_eventually(WAIT, check) {
+        Some(v) => v,
+        None => panic!(
+            "timed out waiting for: {what}\nserver log:\n{}",
+            server.log()
+        ),
+    }
+}
+
 fn jsonpath(server: &TestServer, args: &[&str], path: &str) -> String {
     let expr = format!("jsonpath={path}");
     let mut all = args.to_vec();
@@ -160,5 +171,90 @@ fn a_namespace_waits_for_content_with_finalizers() {
     eventually(WAIT, "the namespace removed", || {
         let out = server.kubectl(&["get", "namespace", "held"]);
         text(&out).contains("NotFound").then_some(())
+    });
+}
+
+#[test]
+fn pods_of_a_deleted_node_are_collected_after_the_quarantine() {
+    let server = TestServer::start_with(&["--pod-gc-orphan-quarantine=2s"]);
+    let _nodes = SimNodes::start(&server, 2);
+    for (name, finalizers) in [("plain", "[]"), ("held", r#"["example.com/hold"]"#)] {
+        let overrides = format!(
+            r#"{{"metadata": {{"finalizers": {finalizers}}}, "spec": {{"nodeName": "sim-1"}}}}"#
+        );
+        ok(
+            &server,
+            &[
+                "run",
+                name,
+                "--image=docker.io/skiff/pause:3.10",
+                "--overrides",
+                &overrides,
+            ],
+        );
+    }
+    eventually(WAIT, "the pods running on sim-1", || {
+        let phases = jsonpath(&server, &["get", "pods"], "{.items[*].status.phase}");
+        (phases == "Running Running").then_some(())
+    });
+    ok(&server, &["delete", "node", "sim-1"]);
+    wait_for(&server, "the orphaned pod deleted", || {
+        let out = server.kubectl(&["get", "pod", "plain"]);
+        text(&out).contains("NotFound").then_some(())
+    });
+    // The pod a finalizer holds shows what PodGC did before deleting it.
+    let held = jsonpath(
+        &server,
+        &["get", "pod", "held"],
+        r#"{.status.phase} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="DisruptionTarget")].reason}"#,
+    );
+    let fields: Vec<&str> = held.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{held}");
+    assert_eq!(
+        (fields[0], fields[2]),
+        ("Failed", "DeletionByPodGC"),
+        "{held}"
+    );
+    ok(
+        &server,
+        &[
+            "patch",
+            "pod",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+}
+
+#[test]
+fn terminated_pods_beyond_the_threshold_go_oldest_first() {
+    let server = TestServer::start_with(&["--terminated-pod-gc-threshold=2"]);
+    for name in ["first", "second", "third"] {
+        ok(
+            &server,
+            &["run", name, "--image=docker.io/skiff/pause:3.10"],
+        );
+        // creationTimestamp has one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    for name in ["first", "second", "third"] {
+        ok(
+            &server,
+            &[
+                "patch",
+                "pod",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Succeeded"}}"#,
+            ],
+        );
+    }
+    wait_for(&server, "the oldest terminated pod collected", || {
+        let names = jsonpath(&server, &["get", "pods"], "{.items[*].metadata.name}");
+        (names == "second third").then_some(())
     });
 }

@@ -423,6 +423,13 @@ pub static ROLES: &[RoleDef] = &[
             EVENTS,
         ],
     ),
+    cluster_role("system:controller:pod-garbage-collector",
+        &[
+            res(&["list", "watch", "delete"], CORE, &["pods"]),
+            res(&["get", "list"], CORE, &["nodes"]),
+            res(&["patch"], CORE, &["pods/status"]),
+        ],
+    ),
     cluster_role("system:controller:replicaset-controller",
         &[
             res(&["get", "list", "watch", "update"], APPS_EXT, &["replicasets"]),
@@ -537,6 +544,8 @@ pub static BINDINGS: &[BindingDef] = &[
         &[Who::Sa("kube-system", "namespace-controller")]),
     cluster_binding("system:controller:node-controller", "system:controller:node-controller",
         &[Who::Sa("kube-system", "node-controller")]),
+    cluster_binding("system:controller:pod-garbage-collector", "system:controller:pod-garbage-collector",
+        &[Who::Sa("kube-system", "pod-garbage-collector")]),
     cluster_binding("system:controller:replicaset-controller", "system:controller:replicaset-controller",
         &[Who::Sa("kube-system", "replicaset-controller")]),
     cluster_binding("system:controller:ttl-after-finished-controller", "system:controller:ttl-after-finished-controller",
