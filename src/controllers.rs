@@ -33,6 +33,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 
+use crate::api::Caches;
 use crate::auth::UserInfo;
 use crate::client::in_process;
 use crate::informer::Informer;
@@ -53,8 +54,41 @@ pub struct Settings {
     pub pod_gc: podgc::Settings,
 }
 
-/// Starts the scheduler and the controllers against `router`; `ca_pem` is
-/// the cluster CA the root CA publisher puts into every namespace.
+/// Runs the scheduler and the controllers (with the garbage collector) each
+/// only while this server holds its Lease (`kube-system/kube-scheduler`,
+/// `kube-system/kube-controller-manager`), as upstream's components do
+/// with `--leader-elect`.
+pub fn start_elected(router: Router, caches: Caches, ca_pem: &str, settings: Settings) {
+    use crate::leader_election::{self, Config, identity};
+    let scheduler_router = router.clone();
+    leader_election::spawn(
+        in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
+        Config::new("kube-scheduler", &identity()),
+        Arc::new(move || crate::scheduler::start_in_process(scheduler_router.clone())),
+    );
+    let ca_pem = ca_pem.to_string();
+    let lease_client = in_process(
+        router.clone(),
+        UserInfo::component("system:kube-controller-manager"),
+    );
+    leader_election::spawn(
+        lease_client,
+        Config::new("kube-controller-manager", &identity()),
+        Arc::new(move || {
+            start(router.clone(), &ca_pem, &settings);
+            garbagecollector::start(
+                in_process(
+                    router.clone(),
+                    UserInfo::service_account("kube-system", "generic-garbage-collector"),
+                ),
+                caches.clone(),
+            );
+        }),
+    );
+}
+
+/// Starts the controllers against `router`; `ca_pem` is the cluster CA the
+/// root CA publisher puts into every namespace.
 pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     let informers_client = in_process(
         router.clone(),
@@ -71,11 +105,6 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     let endpoints = Informer::start(Api::<Endpoints>::all(informers_client.clone()));
     let slices = Informer::start(Api::<EndpointSlice>::all(informers_client.clone()));
 
-    crate::scheduler::start(
-        in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
-        pods.clone(),
-        nodes.clone(),
-    );
     let leases = Informer::start(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
             informers_client.clone(),
@@ -156,7 +185,7 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         router,
         controller_user("clusterrole-aggregation"),
     ));
-    tracing::info!("scheduler and controllers started");
+    tracing::info!("controllers started");
 }
 
 /// The controlling owner reference of an object, if any.

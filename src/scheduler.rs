@@ -37,7 +37,20 @@ pub enum ScheduleError {
     Bind(kube::Error),
 }
 
-/// Starts the scheduler on the shared pod and node informers.
+/// Starts the scheduler as `system:kube-scheduler` against the in-process
+/// API `router`, with pod and node informers of its own.
+pub fn start_in_process(router: axum::Router) {
+    let client = crate::client::in_process(
+        router,
+        crate::auth::UserInfo::component("system:kube-scheduler"),
+    );
+    let pods = Informer::start(kube::Api::<Pod>::all(client.clone()));
+    let nodes = Informer::start(kube::Api::<Node>::all(client.clone()));
+    start(client, pods, nodes);
+    tracing::info!("scheduler started");
+}
+
+/// Starts the scheduler on the given pod and node informers.
 pub fn start(client: Client, pods: Arc<Informer<Pod>>, nodes: Arc<Informer<Node>>) {
     let scheduler = Arc::new(Scheduler {
         client,

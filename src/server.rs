@@ -115,14 +115,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
             quarantine: config.pod_gc_orphan_quarantine,
         },
     };
-    crate::controllers::start(api.router(), &pki.ca_pem, &settings);
-    crate::controllers::garbagecollector::start(
-        crate::client::in_process(
-            api.router(),
-            UserInfo::service_account("kube-system", "generic-garbage-collector"),
-        ),
-        api.caches(),
-    );
+    crate::controllers::start_elected(api.router(), api.caches(), &pki.ca_pem, settings);
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator = Authenticator::new(vec![

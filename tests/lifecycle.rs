@@ -258,3 +258,145 @@ fn terminated_pods_beyond_the_threshold_go_oldest_first() {
         (names == "second third").then_some(())
     });
 }
+
+/// A kube client for the test server's admin kubeconfig.
+async fn admin_client(server: &TestServer) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    kube::Client::try_from(config).expect("client")
+}
+
+fn holder(server: &TestServer, lease: &str) -> String {
+    jsonpath(
+        server,
+        &["-n", "kube-system", "get", "lease", lease],
+        "{.spec.holderIdentity}",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_candidates_leads_and_the_other_takes_over() {
+    use skiff::leader_election::{Config, Elector};
+    let server = TestServer::start();
+    let client = admin_client(&server).await;
+    let config = |id: &str| Config {
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(300),
+        ..Config::new("lifecycle-test", id)
+    };
+    let mut a = Elector::new(client.clone(), config("a"));
+    let mut b = Elector::new(client.clone(), config("b"));
+    assert!(a.try_acquire_or_renew().await.expect("a tries"));
+    assert!(!b.try_acquire_or_renew().await.expect("b tries"));
+    assert!(a.try_acquire_or_renew().await.expect("a renews"));
+    assert!(!b.try_acquire_or_renew().await.expect("b tries again"));
+    assert!(a.is_leader() && !b.is_leader());
+    assert_eq!(holder(&server, "lifecycle-test"), "a");
+
+    // `a` keeps renewing in the background while `b` waits its turn.
+    let renewing = tokio::spawn(async move {
+        a.keep().await;
+        a
+    });
+    let b_waits = tokio::time::timeout(Duration::from_secs(4), b.acquire()).await;
+    assert!(b_waits.is_err(), "b took the lease while a renewed it");
+    renewing.abort();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), b.acquire())
+        .await
+        .expect("b takes over once a stops renewing");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "b waited for a's lease to run out"
+    );
+    assert!(b.is_leader());
+    assert_eq!(holder(&server, "lifecycle-test"), "b");
+    let transitions = jsonpath(
+        &server,
+        &["-n", "kube-system", "get", "lease", "lifecycle-test"],
+        "{.spec.leaseTransitions}",
+    );
+    assert_eq!(transitions, "1");
+}
+
+#[test]
+fn the_server_runs_its_controllers_only_while_it_holds_the_lease() {
+    let server = TestServer::start();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    for lease in ["kube-controller-manager", "kube-scheduler"] {
+        let spec = wait_for(&server, "the server's leases", || {
+            let out = server.kubectl(&[
+                "-n",
+                "kube-system",
+                "get",
+                "lease",
+                lease,
+                "-o",
+                "jsonpath={.spec.holderIdentity} {.spec.leaseDurationSeconds}",
+            ]);
+            out.status.success().then(|| text(&out))
+        });
+        let (id, seconds) = spec.trim().split_once(' ').expect("holder and duration");
+        assert_eq!(seconds, "15", "{lease}");
+        let uuid = id
+            .strip_prefix(&format!("{hostname}_"))
+            .unwrap_or_else(|| panic!("{lease} holder {id} is not <hostname>_<uuid>"));
+        assert_eq!(uuid.len(), 36, "{id}");
+    }
+
+    // Someone else takes the controller manager's lease: the controllers stop.
+    ok(
+        &server,
+        &[
+            "-n",
+            "kube-system",
+            "patch",
+            "lease",
+            "kube-controller-manager",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"holderIdentity":"intruder","leaseDurationSeconds":3600}}"#,
+        ],
+    );
+    wait_for(&server, "the server stepping down", || {
+        server.log().contains("leader election lost").then_some(())
+    });
+    ok(
+        &server,
+        &[
+            "create",
+            "deployment",
+            "idle",
+            "--image=docker.io/skiff/pause:3.10",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rs = ok(&server, &["get", "rs", "-l", "app=idle", "-o", "name"]);
+    assert!(
+        rs.trim().is_empty(),
+        "a controller ran without the lease: {rs}"
+    );
+    assert_eq!(holder(&server, "kube-controller-manager"), "intruder");
+
+    // The lease is free again: the server takes it and the controllers run.
+    ok(
+        &server,
+        &[
+            "-n",
+            "kube-system",
+            "delete",
+            "lease",
+            "kube-controller-manager",
+        ],
+    );
+    wait_for(&server, "the deployment's replicaset", || {
+        let rs = ok(&server, &["get", "rs", "-l", "app=idle", "-o", "name"]);
+        (!rs.trim().is_empty()).then_some(())
+    });
+    assert!(holder(&server, "kube-controller-manager").starts_with(&format!("{hostname}_")));
+}
