@@ -22,6 +22,7 @@ pub mod rootca;
 pub mod service_pods;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
+pub mod volume_binder;
 
 use std::sync::Arc;
 
@@ -117,6 +118,15 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         pods.clone(),
         leases,
         settings.node_monitor_grace_period,
+    );
+    volume_binder::start(
+        in_process(
+            router.clone(),
+            UserInfo::service_account("kube-system", "persistent-volume-binder"),
+        ),
+        Informer::start(Api::all(informers_client.clone())),
+        Informer::start(Api::all(informers_client.clone())),
+        Informer::start(Api::all(informers_client.clone())),
     );
     podgc::start(
         in_process(

@@ -400,3 +400,182 @@ fn the_server_runs_its_controllers_only_while_it_holds_the_lease() {
     });
     assert!(holder(&server, "kube-controller-manager").starts_with(&format!("{hostname}_")));
 }
+
+fn apply(server: &TestServer, name: &str, yaml: &str) {
+    let file = server.dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).expect("write the manifest");
+    ok(server, &["apply", "-f", file.to_str().expect("utf-8 path")]);
+}
+
+fn volume(name: &str, size: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {name}\nspec:\n  capacity:\n    storage: {size}\n  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: {policy}\n  hostPath:\n    path: /tmp/{name}\n"
+    )
+}
+
+fn claim(name: &str, size: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {name}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: {size}\n"
+    )
+}
+
+#[test]
+fn claims_bind_to_fitting_volumes_and_release_them() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    apply(&server, "pv-small", &volume("pv-small", "1Gi", "Retain"));
+    apply(&server, "pv-big", &volume("pv-big", "10Gi", "Retain"));
+    apply(&server, "pv-gone", &volume("pv-gone", "5Gi", "Delete"));
+    wait_for(&server, "the volumes Available", || {
+        let phases = jsonpath(&server, &["get", "pv"], "{.items[*].status.phase}");
+        (phases == "Available Available Available").then_some(())
+    });
+
+    // A pod using the claim waits until the claim is bound.
+    apply(&server, "data", &claim("data", "512Mi"));
+    ok(
+        &server,
+        &[
+            "run",
+            "user",
+            "--image=docker.io/skiff/pause:3.10",
+            "--overrides",
+            r#"{"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+            "containers": [{"name": "user", "image": "docker.io/skiff/pause:3.10",
+                            "volumeMounts": [{"name": "d", "mountPath": "/data"}]}]}}"#,
+        ],
+    );
+    wait_for(&server, "the claim bound to the smallest volume", || {
+        let got = jsonpath(
+            &server,
+            &["get", "pvc", "data"],
+            "{.status.phase} {.spec.volumeName} {.status.capacity.storage}",
+        );
+        (got == "Bound pv-small 1Gi").then_some(())
+    });
+    let table = ok(&server, &["get", "pv,pvc"]);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("persistentvolume/pv-small").contains("Bound")
+            && line("persistentvolume/pv-small").contains("default/data"),
+        "{table}"
+    );
+    assert!(
+        line("persistentvolumeclaim/data").contains("Bound")
+            && line("persistentvolumeclaim/data").contains("pv-small"),
+        "{table}"
+    );
+    let annotations = jsonpath(&server, &["get", "pvc", "data"], "{.metadata.annotations}");
+    assert!(
+        annotations.contains(r#""pv.kubernetes.io/bind-completed":"yes""#),
+        "{annotations}"
+    );
+    assert!(
+        annotations.contains(r#""pv.kubernetes.io/bound-by-controller":"yes""#),
+        "{annotations}"
+    );
+    let pv_annotations = jsonpath(
+        &server,
+        &["get", "pv", "pv-small"],
+        "{.metadata.annotations}",
+    );
+    assert!(
+        pv_annotations.contains(r#""pv.kubernetes.io/bound-by-controller":"yes""#),
+        "{pv_annotations}"
+    );
+    wait_for(&server, "the pod scheduled once its claim is bound", || {
+        let phase = jsonpath(&server, &["get", "pod", "user"], "{.status.phase}");
+        (phase == "Running").then_some(())
+    });
+
+    // No volume fits a 100Gi claim: it stays Pending, with upstream's event.
+    apply(&server, "huge", &claim("huge", "100Gi"));
+    wait_for(&server, "the FailedBinding event", || {
+        let events = ok(
+            &server,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=huge",
+            ],
+        );
+        events
+            .contains("no persistent volumes available for this claim and no storage class is set")
+            .then_some(events)
+    });
+    assert_eq!(
+        jsonpath(&server, &["get", "pvc", "huge"], "{.status.phase}"),
+        "Pending"
+    );
+    ok(
+        &server,
+        &[
+            "run",
+            "waiting",
+            "--image=docker.io/skiff/pause:3.10",
+            "--overrides",
+            r#"{"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "huge"}}]}}"#,
+        ],
+    );
+    wait_for(&server, "the scheduler refusing the pod", || {
+        let events = ok(
+            &server,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=waiting",
+            ],
+        );
+        events
+            .contains("pod has unbound immediate PersistentVolumeClaims")
+            .then_some(())
+    });
+
+    // Deleting the claim releases a Retain volume.
+    ok(
+        &server,
+        &["delete", "pod", "user", "--grace-period=0", "--force"],
+    );
+    ok(&server, &["delete", "pvc", "data"]);
+    wait_for(&server, "the Retain volume Released", || {
+        let phase = jsonpath(&server, &["get", "pv", "pv-small"], "{.status.phase}");
+        (phase == "Released").then_some(())
+    });
+
+    // A claim pre-bound to a Delete volume binds to it; deleting the claim deletes the volume.
+    apply(
+        &server,
+        "pinned",
+        &format!("{}  volumeName: pv-gone\n", claim("pinned", "1Gi")),
+    );
+    wait_for(&server, "the pre-bound claim bound", || {
+        let got = jsonpath(
+            &server,
+            &["get", "pvc", "pinned"],
+            "{.status.phase} {.spec.volumeName}",
+        );
+        (got == "Bound pv-gone").then_some(())
+    });
+    let annotations = jsonpath(
+        &server,
+        &["get", "pvc", "pinned"],
+        "{.metadata.annotations}",
+    );
+    assert!(
+        !annotations.contains("bound-by-controller"),
+        "{annotations}"
+    );
+    ok(&server, &["delete", "pvc", "pinned"]);
+    wait_for(&server, "the Delete volume deleted", || {
+        let out = server.kubectl(&["get", "pv", "pv-gone"]);
+        text(&out).contains("NotFound").then_some(())
+    });
+}
