@@ -59,10 +59,16 @@ pub struct Settings {
 /// only while this server holds its Lease (`kube-system/kube-scheduler`,
 /// `kube-system/kube-controller-manager`), as upstream's components do
 /// with `--leader-elect`.
-pub fn start_elected(router: Router, caches: Caches, ca_pem: &str, settings: Settings) {
+/// The candidacies are resigned (and the Leases released) on shutdown.
+pub fn start_elected(
+    router: Router,
+    caches: Caches,
+    ca_pem: &str,
+    settings: Settings,
+) -> Vec<crate::leader_election::Candidacy> {
     use crate::leader_election::{self, Config, identity};
     let scheduler_router = router.clone();
-    leader_election::spawn(
+    let scheduler = leader_election::spawn(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
         Config::new("kube-scheduler", &identity()),
         Arc::new(move || crate::scheduler::start_in_process(scheduler_router.clone())),
@@ -72,7 +78,7 @@ pub fn start_elected(router: Router, caches: Caches, ca_pem: &str, settings: Set
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
     );
-    leader_election::spawn(
+    let controllers = leader_election::spawn(
         lease_client,
         Config::new("kube-controller-manager", &identity()),
         Arc::new(move || {
@@ -86,6 +92,7 @@ pub fn start_elected(router: Router, caches: Caches, ca_pem: &str, settings: Set
             );
         }),
     );
+    vec![scheduler, controllers]
 }
 
 /// Starts the controllers against `router`; `ca_pem` is the cluster CA the

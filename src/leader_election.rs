@@ -10,6 +10,8 @@
 //! [`spawn`] runs a role (the scheduler, the controllers) only while this
 //! process leads: each term's tasks run on a runtime of their own, shut
 //! down when the Lease is lost, and the process stands for election again.
+//! A server that stops resigns and releases its Leases, so a restart does
+//! not wait for them to expire.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
+use tokio::sync::Notify;
 
 /// One election: which Lease, who we are, and the timings.
 #[derive(Debug, Clone)]
@@ -150,6 +153,34 @@ impl Elector {
         })
     }
 
+    /// Gives the Lease up if this candidate holds it, as upstream's
+    /// ReleaseOnCancel: no holder, a one-second duration.
+    pub async fn release(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
+            return;
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return;
+        }
+        let now = MicroTime(Timestamp::now());
+        spec.holder_identity = Some(String::new());
+        spec.lease_duration_seconds = Some(1);
+        spec.acquire_time = Some(now.clone());
+        spec.renew_time = Some(now);
+        if let Err(e) = self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
+            tracing::info!(lease = %self.config.name, error = %e, "releasing the lease failed");
+        }
+        self.observed = None;
+    }
+
     /// Waits until this candidate holds the Lease.
     pub async fn acquire(&mut self) {
         loop {
@@ -189,14 +220,35 @@ fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 + rand::random::<f64>() * 0.2)
 }
 
-/// Stands for election on `config`'s Lease for as long as the process runs;
-/// each time it leads, `lead` starts the role on a fresh runtime, which is
-/// shut down (ending every task the role started) when the Lease is lost.
-pub fn spawn(client: Client, config: Config, lead: Arc<dyn Fn() + Send + Sync>) {
-    tokio::spawn(async move {
+/// A server's standing in one election; [`Candidacy::resign`] ends it.
+pub struct Candidacy {
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Candidacy {
+    /// Stops standing: a leader ends its term and releases the Lease, so
+    /// another server (or this one, restarted) can take it at once instead
+    /// of waiting for it to expire.
+    pub async fn resign(self) {
+        self.stop.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// Stands for election on `config`'s Lease until resigned; each time it
+/// leads, `lead` starts the role on a fresh runtime, which is shut down
+/// (ending every task the role started) when the Lease is lost.
+pub fn spawn(client: Client, config: Config, lead: Arc<dyn Fn() + Send + Sync>) -> Candidacy {
+    let stop = Arc::new(Notify::new());
+    let resigned = stop.clone();
+    let task = tokio::spawn(async move {
         let mut elector = Elector::new(client, config.clone());
         loop {
-            elector.acquire().await;
+            tokio::select! {
+                _ = elector.acquire() => {}
+                _ = resigned.notified() => return,
+            }
             tracing::info!(lease = %config.name, identity = %config.identity, "became leader");
             let term = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -215,9 +267,18 @@ pub fn spawn(client: Client, config: Config, lead: Arc<dyn Fn() + Send + Sync>) 
                 let _inside = term.enter();
                 lead();
             }
-            elector.keep().await;
-            tracing::warn!(lease = %config.name, "leader election lost; stopping until the lease is won again");
+            let resigning = tokio::select! {
+                _ = elector.keep() => false,
+                _ = resigned.notified() => true,
+            };
             term.shutdown_background();
+            if resigning {
+                elector.release().await;
+                tracing::info!(lease = %config.name, "released the lease");
+                return;
+            }
+            tracing::warn!(lease = %config.name, "leader election lost; stopping until the lease is won again");
         }
     });
+    Candidacy { stop, task }
 }

@@ -115,7 +115,8 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
             quarantine: config.pod_gc_orphan_quarantine,
         },
     };
-    crate::controllers::start_elected(api.router(), api.caches(), &pki.ca_pem, settings);
+    let candidacies =
+        crate::controllers::start_elected(api.router(), api.caches(), &pki.ca_pem, settings);
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator = Authenticator::new(vec![
@@ -133,6 +134,9 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         "skiff server is ready"
     );
     listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
+    for candidacy in candidacies {
+        candidacy.resign().await;
+    }
     tracing::info!("skiff server stopped");
     Ok(())
 }
