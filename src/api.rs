@@ -19,7 +19,6 @@ pub mod handlers;
 pub mod kinds;
 pub mod lookup;
 pub mod metrics;
-pub mod namespaces;
 pub mod object;
 pub mod openapi;
 pub mod patch;
@@ -47,7 +46,7 @@ use ipnet::IpNet;
 
 use crate::api::handlers::Core;
 use crate::api::watch_cache::WatchCache;
-use crate::store::{Backend, ListOptions};
+use crate::store::Backend;
 
 /// What the API server needs to know about the cluster it serves.
 #[derive(Debug, Clone)]
@@ -128,8 +127,7 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts the API server over `store`: starts the watch caches, creates
     /// the bootstrap objects (namespaces default, kube-system, kube-public,
-    /// kube-node-lease and the `kubernetes` Service) if missing, and resumes
-    /// emptying namespaces that were Terminating.
+    /// kube-node-lease and the `kubernetes` Service) if missing.
     pub async fn new(store: Arc<dyn Backend>, config: ApiConfig) -> Result<Self, ApiError> {
         let mut caches = HashMap::new();
         for kind in registry::KINDS {
@@ -152,18 +150,6 @@ impl ApiServer {
         crate::auth::rbac::reconcile::run(&core).await?;
         admission::quota::start(Arc::clone(&core));
         crd::controller::start(Arc::clone(&core)).await;
-        if let Some(namespaces) = registry::lookup("", "v1", "namespaces") {
-            let list = core
-                .store
-                .list(&namespaces.prefix(None), ListOptions::default())
-                .await?;
-            for kv in &list.kvs {
-                let Ok(ns) = object::decode(kv) else { continue };
-                if object::meta_str(&ns, "deletionTimestamp").is_some() {
-                    namespaces::start_cleanup(Arc::clone(&core), object::name(&ns).to_string());
-                }
-            }
-        }
         Ok(ApiServer { core })
     }
 

@@ -14,13 +14,16 @@ pub mod endpointslice;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod per_namespace;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootca;
 pub mod service_pods;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
+pub mod volume_binder;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 
+use crate::api::Caches;
 use crate::auth::UserInfo;
 use crate::client::in_process;
 use crate::informer::Informer;
@@ -42,11 +46,59 @@ fn controller_user(name: &str) -> UserInfo {
     UserInfo::service_account("kube-system", &format!("{name}-controller"))
 }
 
-/// Starts the scheduler and the controllers against `router`; `ca_pem` is
-/// the cluster CA the root CA publisher puts into every namespace;
-/// `node_grace` is how long a node may go without a heartbeat before it is
-/// marked Unknown (`--node-monitor-grace-period`).
-pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
+/// The controllers' settings (`skiff server` flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a node may go without a heartbeat before it is marked
+    /// Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: std::time::Duration,
+    /// PodGC's threshold and quarantine.
+    pub pod_gc: podgc::Settings,
+}
+
+/// Runs the scheduler and the controllers (with the garbage collector) each
+/// only while this server holds its Lease (`kube-system/kube-scheduler`,
+/// `kube-system/kube-controller-manager`), as upstream's components do
+/// with `--leader-elect`.
+/// The candidacies are resigned (and the Leases released) on shutdown.
+pub fn start_elected(
+    router: Router,
+    caches: Caches,
+    ca_pem: &str,
+    settings: Settings,
+) -> Vec<crate::leader_election::Candidacy> {
+    use crate::leader_election::{self, Config, identity};
+    let scheduler_router = router.clone();
+    let scheduler = leader_election::spawn(
+        in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
+        Config::new("kube-scheduler", &identity()),
+        Arc::new(move || crate::scheduler::start_in_process(scheduler_router.clone())),
+    );
+    let ca_pem = ca_pem.to_string();
+    let lease_client = in_process(
+        router.clone(),
+        UserInfo::component("system:kube-controller-manager"),
+    );
+    let controllers = leader_election::spawn(
+        lease_client,
+        Config::new("kube-controller-manager", &identity()),
+        Arc::new(move || {
+            start(router.clone(), &ca_pem, &settings);
+            garbagecollector::start(
+                in_process(
+                    router.clone(),
+                    UserInfo::service_account("kube-system", "generic-garbage-collector"),
+                ),
+                caches.clone(),
+            );
+        }),
+    );
+    vec![scheduler, controllers]
+}
+
+/// Starts the controllers against `router`; `ca_pem` is the cluster CA the
+/// root CA publisher puts into every namespace.
+pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     let informers_client = in_process(
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
@@ -65,11 +117,6 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(informers_client.clone()),
     );
 
-    crate::scheduler::start(
-        in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
-        pods.clone(),
-        nodes.clone(),
-    );
     let leases = Informer::start(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
             informers_client.clone(),
@@ -78,10 +125,28 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
     );
     nodelifecycle::start(
         in_process(router.clone(), controller_user("node")),
-        nodes,
+        nodes.clone(),
         pods.clone(),
         leases,
-        node_grace,
+        settings.node_monitor_grace_period,
+    );
+    volume_binder::start(
+        in_process(
+            router.clone(),
+            UserInfo::service_account("kube-system", "persistent-volume-binder"),
+        ),
+        Informer::start(Api::all(informers_client.clone())),
+        Informer::start(Api::all(informers_client.clone())),
+        Informer::start(Api::all(informers_client.clone())),
+    );
+    podgc::start(
+        in_process(
+            router.clone(),
+            UserInfo::service_account("kube-system", "pod-garbage-collector"),
+        ),
+        pods.clone(),
+        nodes.clone(),
+        settings.pod_gc,
     );
     endpoints::start(
         in_process(router.clone(), controller_user("endpoint")),
@@ -126,6 +191,10 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         deployments,
         replicasets,
     );
+    namespace::start(
+        in_process(router.clone(), controller_user("namespace")),
+        namespaces.clone(),
+    );
     serviceaccount::start(
         in_process(router.clone(), controller_user("service-account")),
         informers_client.clone(),
@@ -144,7 +213,7 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
         router,
         controller_user("clusterrole-aggregation"),
     ));
-    tracing::info!("scheduler and controllers started");
+    tracing::info!("controllers started");
 }
 
 /// The controlling owner reference of an object, if any.

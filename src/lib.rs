@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod events;
 pub mod informer;
 pub mod kubelet;
+pub mod leader_election;
 pub mod net;
 pub mod node_ipam;
 pub mod pki;

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 
 use crate::informer::{Change, Informer};
@@ -37,17 +38,45 @@ pub enum ScheduleError {
     Bind(kube::Error),
 }
 
-/// Starts the scheduler on the shared pod and node informers.
-pub fn start(client: Client, pods: Arc<Informer<Pod>>, nodes: Arc<Informer<Node>>) {
+/// Starts the scheduler as `system:kube-scheduler` against the in-process
+/// API `router`, with pod and node informers of its own.
+pub fn start_in_process(router: axum::Router) {
+    let client = crate::client::in_process(
+        router,
+        crate::auth::UserInfo::component("system:kube-scheduler"),
+    );
+    let pods = Informer::start(kube::Api::<Pod>::all(client.clone()));
+    let nodes = Informer::start(kube::Api::<Node>::all(client.clone()));
+    let claims = Informer::start(kube::Api::all(client.clone()));
+    let classes = Informer::start(kube::Api::all(client.clone()));
+    start(client, pods, nodes, Volumes { claims, classes });
+    tracing::info!("scheduler started");
+}
+
+/// The claims and classes the VolumeBinding check reads.
+pub struct Volumes {
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
+    pub classes: Arc<Informer<StorageClass>>,
+}
+
+/// Starts the scheduler on the given informers.
+pub fn start(
+    client: Client,
+    pods: Arc<Informer<Pod>>,
+    nodes: Arc<Informer<Node>>,
+    volumes: Volumes,
+) {
     let scheduler = Arc::new(Scheduler {
         client,
         pods,
         nodes,
+        volumes,
         queue: WorkQueue::new(),
         state: std::sync::Mutex::new(State::default()),
     });
     tokio::spawn(scheduler.clone().watch_pods());
     tokio::spawn(scheduler.clone().watch_nodes());
+    tokio::spawn(scheduler.clone().watch_claims());
     tokio::spawn(scheduler.clone().flush_periodically());
     tokio::spawn(scheduler.work());
 }
@@ -67,6 +96,7 @@ struct Scheduler {
     client: Client,
     pods: Arc<Informer<Pod>>,
     nodes: Arc<Informer<Node>>,
+    volumes: Volumes,
     queue: WorkQueue,
     state: std::sync::Mutex<State>,
 }
@@ -161,6 +191,14 @@ impl Scheduler {
         }
     }
 
+    /// A claim that binds may make a waiting pod schedulable.
+    async fn watch_claims(self: Arc<Self>) {
+        let mut changes = self.volumes.claims.subscribe();
+        while changes.next().await.is_some() {
+            self.flush_unschedulable();
+        }
+    }
+
     async fn flush_periodically(self: Arc<Self>) {
         let mut tick = tokio::time::interval(UNSCHEDULABLE_FLUSH);
         loop {
@@ -219,7 +257,13 @@ impl Scheduler {
         }
         let nodes = self.nodes.store().state();
         let usage = self.usage();
-        match pick_node(&pod, &nodes, &usage) {
+        let claim = |name: &str| self.volumes.claims.get(namespace, name);
+        let class = |name: &str| self.volumes.classes.get("", name);
+        let verdict = match filters::unbound_claims(&pod, claim, class) {
+            Some(why) => Err(prefilter_error(nodes.len(), &why)),
+            None => pick_node(&pod, &nodes, &usage),
+        };
+        match verdict {
             Ok(node) => {
                 self.bind(&pod, &node).await?;
                 self.state()
@@ -326,6 +370,14 @@ pub fn pick_node(
     }
     best.map(|(_, n)| n)
         .ok_or_else(|| fit_error(nodes.len(), pod, nodes, usage))
+}
+
+/// Upstream's FitError text for a pod a PreFilter turned away (no node
+/// was even tried, and preemption cannot help).
+pub fn prefilter_error(total: usize, why: &str) -> String {
+    format!(
+        "0/{total} nodes are available: {why}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+    )
 }
 
 /// Upstream's FitError text: per-reason node counts, sorted, then what

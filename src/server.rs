@@ -109,14 +109,15 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     )?);
     api.enable_token_requests(Arc::clone(&issuer));
 
-    crate::controllers::start(api.router(), &pki.ca_pem, config.node_monitor_grace_period);
-    crate::controllers::garbagecollector::start(
-        crate::client::in_process(
-            api.router(),
-            UserInfo::service_account("kube-system", "generic-garbage-collector"),
-        ),
-        api.caches(),
-    );
+    let settings = crate::controllers::Settings {
+        node_monitor_grace_period: config.node_monitor_grace_period,
+        pod_gc: crate::controllers::podgc::Settings {
+            terminated_threshold: config.terminated_pod_gc_threshold,
+            quarantine: config.pod_gc_orphan_quarantine,
+        },
+    };
+    let candidacies =
+        crate::controllers::start_elected(api.router(), api.caches(), &pki.ca_pem, settings);
 
     // The deployer applies as an administrator, as k3s' does.
     let mut deployer = UserInfo::component("system:skiff-deploy");
@@ -143,6 +144,9 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     );
     notify_ready();
     listener::serve(socket, tls, clients, gate, shutdown_signal()).await;
+    for candidacy in candidacies {
+        candidacy.resign().await;
+    }
     tracing::info!("skiff server stopped");
     Ok(())
 }

@@ -90,6 +90,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The context of a server-internal request on one object (no user,
+    /// no query, no headers).
+    pub fn internal(kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Ctx {
+        Ctx {
+            target: Target {
+                kind,
+                namespace: namespace.map(String::from),
+                name: Some(name.to_string()),
+                subresource: None,
+                legacy_watch: false,
+            },
+            query: Query::default(),
+            headers: http::HeaderMap::new(),
+            user: None,
+        }
+    }
+
     pub fn kind(&self) -> &'static KindInfo {
         self.target.kind
     }

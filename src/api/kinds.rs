@@ -25,7 +25,7 @@ mod endpoints;
 mod event;
 mod ingress;
 pub mod labelselector;
-mod namespace;
+pub mod namespace;
 mod networkpolicy;
 mod node;
 mod pod;

@@ -17,6 +17,9 @@ pub enum Subresource {
     /// `serviceaccounts/token`: an `authentication.k8s.io/v1` TokenRequest
     /// returns a signed token.
     Token,
+    /// `namespaces/finalize`: replaces `spec.finalizers` (the namespace
+    /// controller removes `kubernetes` from it once the namespace is empty).
+    Finalize,
 }
 
 impl Subresource {
@@ -28,6 +31,7 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Token => "token",
+            Subresource::Finalize => "finalize",
         }
     }
 
@@ -35,7 +39,7 @@ impl Subresource {
     /// the parent kind itself.
     pub fn response_kind(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Subresource::Status => None,
+            Subresource::Status | Subresource::Finalize => None,
             Subresource::Scale => Some(("autoscaling", "v1", "Scale")),
             Subresource::Binding => Some(("", "v1", "Binding")),
             Subresource::Eviction => Some(("policy", "v1", "Eviction")),
@@ -48,6 +52,7 @@ impl Subresource {
         match self {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
             Subresource::Binding | Subresource::Eviction | Subresource::Token => &["create"],
+            Subresource::Finalize => &["update"],
         }
     }
 }
@@ -148,7 +153,7 @@ pub fn group_version(group: &str, version: &str) -> String {
     }
 }
 
-use Subresource::{Binding, Eviction, Scale, Status, Token};
+use Subresource::{Binding, Eviction, Finalize, Scale, Status, Token};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -184,7 +189,7 @@ pub static KINDS: &[KindInfo] = &[
         false,
         &["ns"],
         NONE,
-        &[Status]
+        &[Status, Finalize]
     ),
     kind!(
         "",

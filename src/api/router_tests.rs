@@ -651,27 +651,51 @@ async fn binding_eviction_and_finalizers() {
 }
 
 #[tokio::test]
-async fn namespaces_terminate_and_empty() {
+async fn namespaces_terminate_and_go_once_finalized() {
     let h = harness().await;
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}});
     assert_eq!(
         h.call("POST", "/api/v1/namespaces", Some(ns)).await.0,
         StatusCode::CREATED
     );
-    h.call("POST", "/api/v1/namespaces/t/configmaps", Some(cm("a")))
-        .await;
     let (s, ns) = h.call("DELETE", "/api/v1/namespaces/t", None).await;
     assert_eq!(
         (s, ns["status"]["phase"].as_str()),
         (StatusCode::OK, Some("Terminating"))
     );
-    for _ in 0..100 {
-        if h.call("GET", "/api/v1/namespaces/t", None).await.0 == StatusCode::NOT_FOUND {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let (s, again) = h.call("DELETE", "/api/v1/namespaces/t", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    // A status write leaves a namespace still holding `kubernetes` alone.
+    let mut status = ns.clone();
+    status["status"]["conditions"] =
+        json!([{"type": "NamespaceContentRemaining", "status": "False"}]);
+    let (s, _) = h
+        .call("PUT", "/api/v1/namespaces/t/status", Some(status))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.call("GET", "/api/v1/namespaces/t", None).await.0,
+        StatusCode::OK
+    );
+    let mut bad = ns.clone();
+    bad["spec"]["finalizers"] = json!(["not qualified"]);
+    let (s, _) = h
+        .call("PUT", "/api/v1/namespaces/t/finalize", Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut done = ns.clone();
+    done["spec"]["finalizers"] = json!([]);
+    if let Some(m) = done["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
     }
-    panic!("namespace t was never removed");
+    let (s, body) = h
+        .call("PUT", "/api/v1/namespaces/t/finalize", Some(done))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        h.call("GET", "/api/v1/namespaces/t", None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

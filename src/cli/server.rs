@@ -96,6 +96,12 @@ pub struct ServerArgs {
     /// How long a node may go without a heartbeat before it is marked Unknown and tainted, e.g. 40s or 2m [default: 40s]
     #[arg(long, env = "SKIFF_NODE_MONITOR_GRACE_PERIOD", value_name = "DURATION")]
     pub node_monitor_grace_period: Option<String>,
+    /// Terminated pods kept before PodGC deletes the oldest; 0 keeps them all [default: 12500]
+    #[arg(long, env = "SKIFF_TERMINATED_POD_GC_THRESHOLD", value_name = "COUNT")]
+    pub terminated_pod_gc_threshold: Option<String>,
+    /// How long a pod's node must be gone before PodGC deletes the pod, e.g. 40s [default: 40s]
+    #[arg(long, env = "SKIFF_POD_GC_ORPHAN_QUARANTINE", value_name = "DURATION")]
+    pub pod_gc_orphan_quarantine: Option<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info]
     #[arg(long, env = "SKIFF_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -146,6 +152,8 @@ pub struct ServerConfig {
     pub node_name: String,
     pub container_runtime_endpoint: Option<PathBuf>,
     pub node_monitor_grace_period: std::time::Duration,
+    pub terminated_pod_gc_threshold: usize,
+    pub pod_gc_orphan_quarantine: std::time::Duration,
     pub log_level: String,
 }
 
@@ -279,6 +287,22 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         &args.node_monitor_grace_period,
         "40s",
     ))?;
+    let threshold = pick(
+        "terminated-pod-gc-threshold",
+        &args.terminated_pod_gc_threshold,
+        "12500",
+    );
+    let terminated_pod_gc_threshold = threshold
+        .value
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| threshold.invalid("use a number of pods, 0 or more"))?
+        as usize;
+    let pod_gc_orphan_quarantine = checks::duration(&pick(
+        "pod-gc-orphan-quarantine",
+        &args.pod_gc_orphan_quarantine,
+        "40s",
+    ))?;
     let log_level = checks::log_level(&pick("log-level", &args.log_level, "info"))?;
 
     checks::cidrs_apart(
@@ -312,6 +336,8 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         node_name,
         container_runtime_endpoint,
         node_monitor_grace_period,
+        terminated_pod_gc_threshold,
+        pod_gc_orphan_quarantine,
         log_level,
     })
 }

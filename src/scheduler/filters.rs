@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, PersistentVolumeClaim, Pod, Taint, Toleration,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::resources::Resources;
 
@@ -41,6 +44,55 @@ impl Unfit {
             Unfit::Ports | Unfit::Insufficient(_) | Unfit::TooManyPods
         )
     }
+}
+
+/// The VolumeBinding PreFilter: why the pod cannot be scheduled yet
+/// because of its PersistentVolumeClaims, in upstream's words — a claim
+/// that does not exist, or one still unbound whose class binds
+/// immediately (claims of a `WaitForFirstConsumer` class are left alone).
+pub fn unbound_claims<C, S>(
+    pod: &Pod,
+    claim: impl Fn(&str) -> Option<C>,
+    class: impl Fn(&str) -> Option<S>,
+) -> Option<String>
+where
+    C: std::ops::Deref<Target = PersistentVolumeClaim>,
+    S: std::ops::Deref<Target = StorageClass>,
+{
+    let volumes = pod.spec.as_ref()?.volumes.as_ref()?;
+    let mut unbound = false;
+    for name in volumes
+        .iter()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+    {
+        let Some(pvc) = claim(name) else {
+            return Some(format!("persistentvolumeclaim \"{name}\" not found"));
+        };
+        if pvc.metadata.deletion_timestamp.is_some() {
+            return Some(format!("persistentvolumeclaim \"{name}\" is being deleted"));
+        }
+        let bound = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.as_deref())
+            .is_some_and(|v| !v.is_empty());
+        if bound {
+            continue;
+        }
+        let class_name = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref())
+            .unwrap_or_default();
+        let delayed = !class_name.is_empty()
+            && class(class_name)
+                .is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
+        if !delayed {
+            unbound = true;
+        }
+    }
+    unbound.then(|| "pod has unbound immediate PersistentVolumeClaims".to_string())
 }
 
 /// What is already on a node.

@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{CLEANUP_FINALIZER, rows_of};
-use crate::api::handlers::Core;
 use crate::api::handlers::delete::{DeleteOptions, delete_one};
-use crate::api::namespaces::ctx_for;
+use crate::api::handlers::{Core, Ctx};
 use crate::api::object::{self, meta_str};
 use crate::api::registry::{KindInfo, lookup};
 use crate::api::watch_cache::WatchCache;
@@ -394,7 +393,7 @@ async fn cleanup(core: &Arc<Core>, crd: &Value, name: &str) {
                 continue;
             };
             let namespace = meta_str(&obj, "namespace");
-            let ctx = ctx_for(row, namespace, object::name(&obj));
+            let ctx = Ctx::internal(row, namespace, object::name(&obj));
             if let Err(e) = delete_one(core, &ctx, &DeleteOptions::default()).await {
                 if e.code != 404 {
                     tracing::debug!(crd = %name, error = %e, "deleting a custom object");

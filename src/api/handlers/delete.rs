@@ -1,7 +1,7 @@
 //! DELETE and DELETECOLLECTION: preconditions, graceful deletion of pods on
 //! nodes, finalizers (deletionTimestamp first, removal when the list
-//! empties) and namespaces, which turn Terminating and are emptied by
-//! [`crate::api::namespaces`].
+//! empties) and namespaces, which turn Terminating and are emptied by the
+//! namespace controller (`controllers/namespace.rs`).
 
 use std::sync::Arc;
 
@@ -238,7 +238,18 @@ pub async fn delete_one(
         let already_marked = meta_str(&current, "deletionTimestamp").is_some();
         let gc_finalizers = opts.propagation.finalizers(&object::finalizers(&current));
         let mut marked = current.clone();
-        let pending = if is_namespace {
+        let pending = if is_namespace && already_marked {
+            // As upstream: a Terminating namespace goes once its finalizers
+            // are done, not on a second request.
+            if super::write::namespace_finalizers_pending(kind, &current) {
+                return Err(ApiStatus::conflict(
+                    kind,
+                    ctx.name(),
+                    "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                ));
+            }
+            !object::finalizers(&current).is_empty()
+        } else if is_namespace {
             meta_mut(&mut marked)
                 .entry("deletionTimestamp")
                 .or_insert_with(|| json!(object::now()));
@@ -296,15 +307,7 @@ pub async fn delete_one(
                 return Ok(Deleted::Pending(marked));
             }
             match mark(core, &kv.key, kv.mod_revision, marked).await? {
-                Some(stored) => {
-                    if is_namespace {
-                        crate::api::namespaces::start_cleanup(
-                            Arc::clone(core),
-                            ctx.name().to_string(),
-                        );
-                    }
-                    return Ok(Deleted::Pending(stored));
-                }
+                Some(stored) => return Ok(Deleted::Pending(stored)),
                 None => continue,
             }
         }

@@ -1,7 +1,8 @@
 //! Subresources: `status` (GET/PUT/PATCH changing only status), `scale`
 //! (an `autoscaling/v1` Scale view of `spec.replicas`), `pods/binding`
-//! (the scheduler sets `spec.nodeName`); `pods/eviction` is in
-//! `eviction.rs` and `serviceaccounts/token` in `token.rs`.
+//! (the scheduler sets `spec.nodeName`) and `namespaces/finalize` (replaces
+//! `spec.finalizers`); `pods/eviction` is in `eviction.rs` and
+//! `serviceaccounts/token` in `token.rs`.
 
 use std::sync::Arc;
 
@@ -46,11 +47,42 @@ pub async fn serve(
         (Subresource::Binding, &Method::POST) => bind(core, ctx, body).await,
         (Subresource::Eviction, &Method::POST) => super::eviction::evict(core, ctx, body).await,
         (Subresource::Token, &Method::POST) => super::token::create(core, ctx, body).await,
+        (Subresource::Finalize, &Method::PUT) => ok(finalize(core, ctx, body).await?),
         _ => Err(ApiStatus::method_not_allowed(
             method,
             &format!("{}/{sub}", kind.plural),
         )),
     }
+}
+
+/// `namespaces/{name}/finalize`: stores the sent `spec.finalizers` and
+/// nothing else, as upstream's FinalizeREST; a Terminating namespace left
+/// with no finalizer is removed by the update.
+async fn finalize(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Value, ApiStatus> {
+    let kind = ctx.kind();
+    let mut sent = decode_body(&ctx.headers, &body)?;
+    super::write::check_identity(&ctx, &mut sent)?;
+    let finalizers = sent["spec"]["finalizers"].clone();
+    let finalizers = if finalizers.is_null() {
+        json!([])
+    } else {
+        finalizers
+    };
+    let causes = crate::api::kinds::namespace::validate_finalizers(&finalizers);
+    if !causes.is_empty() {
+        return Err(ApiStatus::invalid(kind, ctx.name(), &causes));
+    }
+    let precondition = meta_str(&sent, "resourceVersion").map(String::from);
+    let mut mutate = |current: &Value| {
+        let mut new = current.clone();
+        object::set_path(&mut new, &["spec", "finalizers"], finalizers.clone());
+        if let Some(rv) = &precondition {
+            object::meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+        }
+        Ok(new)
+    };
+    let updated = guaranteed_update(core, &ctx, Mode::Whole, &mut mutate).await?;
+    Ok(from_storage(kind, updated))
 }
 
 /// The Scale view of a scalable object (custom kinds: at their CRD's

@@ -459,6 +459,7 @@ pub async fn guaranteed_update(
                 object::set_resource_version(&mut new, stored.mod_revision);
                 if meta_str(&new, "deletionTimestamp").is_some()
                     && object::finalizers(&new).is_empty()
+                    && !namespace_finalizers_pending(kind, &new)
                 {
                     super::delete::remove_finished(core, &stored.key, stored.mod_revision).await;
                 }
@@ -469,6 +470,16 @@ pub async fn guaranteed_update(
         }
     }
     Err(ApiStatus::modified(kind, ctx.name()))
+}
+
+/// Whether `obj` is a namespace whose `spec.finalizers` still hold it (a
+/// Terminating namespace goes only when both finalizer lists are empty).
+pub fn namespace_finalizers_pending(kind: &KindInfo, obj: &Value) -> bool {
+    kind.kind == "Namespace"
+        && kind.group.is_empty()
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
 }
 
 /// Checks the body's name and namespace against the URL.

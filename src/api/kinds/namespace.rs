@@ -63,23 +63,9 @@ impl Strategy for NamespaceStrategy {
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut errs = validate_meta(obj);
         errs.extend(stricter_name(obj, dns1123_label));
-        for (i, f) in arr_at(obj.get("spec").unwrap_or(&Value::Null), "finalizers")
-            .iter()
-            .enumerate()
-        {
-            let field = format!("spec.finalizers[{i}]");
-            let s = f.as_str().unwrap_or("");
-            let problems = qualified_name(s);
-            if !problems.is_empty() {
-                errs.extend(invalid_each(&field, s, problems));
-            } else if !s.contains('/') && s != "kubernetes" {
-                errs.push(invalid(
-                    &field,
-                    s,
-                    "name is neither a standard finalizer name nor is it fully qualified",
-                ));
-            }
-        }
+        errs.extend(validate_finalizers(
+            obj.pointer("/spec/finalizers").unwrap_or(&Value::Null),
+        ));
         errs
     }
 
@@ -98,6 +84,31 @@ impl Strategy for NamespaceStrategy {
             ("name", name.to_string()),
         ]
     }
+}
+
+/// Checks `spec.finalizers`: each a qualified name, either the standard
+/// `kubernetes` or fully qualified (`example.com/name`).
+pub fn validate_finalizers(finalizers: &Value) -> Vec<Cause> {
+    let mut errs = Vec::new();
+    if !finalizers.is_null() && !finalizers.is_array() {
+        errs.push(invalid("spec.finalizers", "", "must be a list"));
+        return errs;
+    }
+    for (i, f) in finalizers.as_array().into_iter().flatten().enumerate() {
+        let field = format!("spec.finalizers[{i}]");
+        let s = f.as_str().unwrap_or("");
+        let problems = qualified_name(s);
+        if !problems.is_empty() {
+            errs.extend(invalid_each(&field, s, problems));
+        } else if !s.contains('/') && s != "kubernetes" {
+            errs.push(invalid(
+                &field,
+                s,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+    errs
 }
 
 #[cfg(test)]

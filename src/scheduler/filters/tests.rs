@@ -212,3 +212,54 @@ fn the_emptier_node_wins() {
         Ok("b".to_string())
     );
 }
+
+#[test]
+fn pods_wait_for_their_immediate_claims_to_bind() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [], "volumes": [
+            {"name": "a", "persistentVolumeClaim": {"claimName": "a"}},
+            {"name": "scratch", "emptyDir": {}},
+        ]},
+    }))
+    .expect("pod");
+    let claim = |volume: Option<&str>, class: &str| -> Arc<PersistentVolumeClaim> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "a", "namespace": "default"},
+                "spec": {"volumeName": volume, "storageClassName": class},
+            }))
+            .expect("claim"),
+        )
+    };
+    let late: Arc<StorageClass> = Arc::new(
+        serde_json::from_value(json!({"metadata": {"name": "late"}, "provisioner": "x",
+            "volumeBindingMode": "WaitForFirstConsumer"}))
+        .expect("class"),
+    );
+    let classes = |name: &str| (name == "late").then(|| late.clone());
+    let none = |_: &str| None::<Arc<PersistentVolumeClaim>>;
+    assert_eq!(
+        unbound_claims(&pod, none, classes).as_deref(),
+        Some("persistentvolumeclaim \"a\" not found")
+    );
+    let pending = claim(None, "");
+    assert_eq!(
+        unbound_claims(&pod, |_: &str| Some(pending.clone()), classes).as_deref(),
+        Some("pod has unbound immediate PersistentVolumeClaims")
+    );
+    let bound = claim(Some("pv-1"), "");
+    assert_eq!(
+        unbound_claims(&pod, |_: &str| Some(bound.clone()), classes),
+        None
+    );
+    let delayed = claim(None, "late");
+    assert_eq!(
+        unbound_claims(&pod, |_: &str| Some(delayed.clone()), classes),
+        None
+    );
+    assert_eq!(
+        crate::scheduler::prefilter_error(2, "pod has unbound immediate PersistentVolumeClaims"),
+        "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    );
+}
