@@ -360,6 +360,8 @@ fn a_statefulset_starts_in_order_keeps_claims_rolls_from_the_top_and_undoes() {
     // History and undo: back to busybox:1, its revision renumbered to 3.
     let history = ok(&server, &["rollout", "history", "statefulset/web"]);
     assert!(history.contains('1') && history.contains('2'), "{history}");
+    let template = ok(&server, &["rollout", "history", "statefulset/web", "--revision=1"]);
+    assert!(template.contains("busybox:1"), "{template}");
     let out = ok(&server, &["rollout", "undo", "statefulset/web"]);
     assert!(out.contains("rolled back"), "{out}");
     eventually(DEADLINE, "every pod back on busybox:1", || {
@@ -516,6 +518,17 @@ fn a_daemonset_covers_eligible_nodes_follows_new_ones_and_rolls() {
     );
     let history = ok(&server, &["rollout", "history", "daemonset/agent"]);
     assert!(history.contains('2'), "{history}");
+
+    let template = ok(&server, &["rollout", "history", "daemonset/agent", "--revision=1"]);
+    assert!(template.contains("busybox:1"), "{template}");
+
+    // Undo goes back to the first template on every node.
+    let out = ok(&server, &["rollout", "undo", "daemonset/agent"]);
+    assert!(out.contains("rolled back"), "{out}");
+    let out = ok(&server, &["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let p = running(3);
+    assert!(p.values().all(|v| v[2] == "busybox:1"), "{p:?}");
 
     // A NoExecute taint the pod does not tolerate takes the pod away.
     ok(&server, &["taint", "node", "sim-0", "evict=now:NoExecute"]);
