@@ -5,6 +5,7 @@
 //! (`system:serviceaccount:kube-system:<name>-controller`), as
 //! kube-controller-manager does with `--use-service-account-credentials`.
 
+pub mod adoption;
 pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{SimNodes, TestServer, eventually, ok, text};
+use common::{SimNodes, TestServer, eventually, ok};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -360,7 +360,10 @@ fn a_statefulset_starts_in_order_keeps_claims_rolls_from_the_top_and_undoes() {
     // History and undo: back to busybox:1, its revision renumbered to 3.
     let history = ok(&server, &["rollout", "history", "statefulset/web"]);
     assert!(history.contains('1') && history.contains('2'), "{history}");
-    let template = ok(&server, &["rollout", "history", "statefulset/web", "--revision=1"]);
+    let template = ok(
+        &server,
+        &["rollout", "history", "statefulset/web", "--revision=1"],
+    );
     assert!(template.contains("busybox:1"), "{template}");
     let out = ok(&server, &["rollout", "undo", "statefulset/web"]);
     assert!(out.contains("rolled back"), "{out}");
@@ -421,6 +424,17 @@ fn a_statefulset_starts_in_order_keeps_claims_rolls_from_the_top_and_undoes() {
     eventually(DEADLINE, "the scaled-down claims deleted", || {
         let claims = ok(&server, &["get", "pvc", "-o", "name"]);
         (claims.trim() == "persistentvolumeclaim/www-web-0").then_some(())
+    });
+
+    // An orphan that looks like a member is adopted, and being past the
+    // replicas, removed.
+    ok(
+        &server,
+        &["run", "web-3", "--image=busybox:1", "--labels=app=web"],
+    );
+    eventually(DEADLINE, "the orphan web-3 adopted and removed", || {
+        let p = pods(&server, "app=web");
+        (p.keys().collect::<Vec<_>>() == ["web-0"]).then_some(())
     });
 
     // A deleted pod comes back with the same name and claim.
@@ -519,29 +533,44 @@ fn a_daemonset_covers_eligible_nodes_follows_new_ones_and_rolls() {
     let history = ok(&server, &["rollout", "history", "daemonset/agent"]);
     assert!(history.contains('2'), "{history}");
 
-    let template = ok(&server, &["rollout", "history", "daemonset/agent", "--revision=1"]);
+    let template = ok(
+        &server,
+        &["rollout", "history", "daemonset/agent", "--revision=1"],
+    );
     assert!(template.contains("busybox:1"), "{template}");
 
     // Undo goes back to the first template on every node.
     let out = ok(&server, &["rollout", "undo", "daemonset/agent"]);
     assert!(out.contains("rolled back"), "{out}");
-    let out = ok(&server, &["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    let out = ok(
+        &server,
+        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
+    );
     assert!(out.contains("successfully rolled out"), "{out}");
     let p = running(3);
     assert!(p.values().all(|v| v[2] == "busybox:1"), "{p:?}");
+
+    // The pod of a deleted node goes with it.
+    ok(&server, &["delete", "node", "extra-0"]);
+    eventually(DEADLINE, "no daemon pod for extra-0", || {
+        let p = pods(&server, "app=agent");
+        (p.len() == 2 && p.values().all(|v| v[0] != "extra-0")).then_some(())
+    });
 
     // A NoExecute taint the pod does not tolerate takes the pod away.
     ok(&server, &["taint", "node", "sim-0", "evict=now:NoExecute"]);
     eventually(DEADLINE, "no daemon pod on sim-0", || {
         let p = pods(&server, "app=agent");
-        (p.len() == 2 && p.values().all(|v| v[0] != "sim-0")).then_some(())
+        (p.len() == 1 && p.values().all(|v| v[0] == "sim-1")).then_some(())
     });
-    let desired = jsonpath(
-        &server,
-        &["get", "ds", "agent"],
-        "{.status.desiredNumberScheduled}",
-    );
-    assert_eq!(desired, "2");
-    let out = server.kubectl(&["get", "ds", "agent"]);
-    assert!(out.status.success(), "{}", text(&out));
+    eventually(DEADLINE, "one node desired", || {
+        let status = jsonpath(
+            &server,
+            &["get", "ds", "agent"],
+            "{.status.desiredNumberScheduled} {.status.numberMisscheduled}",
+        );
+        (status == "1 0").then_some(())
+    });
+    let table = ok(&server, &["get", "ds", "agent"]);
+    assert!(table.contains("agent"), "{table}");
 }

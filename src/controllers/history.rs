@@ -185,6 +185,24 @@ pub fn new_revision(
     }
 }
 
+/// The names of the revisions (given oldest first) to delete: the oldest
+/// ones that are not `live`, beyond `limit` of them.
+fn to_prune(
+    revisions: &[Arc<ControllerRevision>],
+    limit: i32,
+    live: &HashSet<String>,
+) -> Vec<String> {
+    let idle: Vec<String> = revisions
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .filter(|n| !live.contains(n))
+        .collect();
+    let excess = idle
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(0));
+    idle.into_iter().take(excess).collect()
+}
+
 /// Deletes the oldest revisions beyond `limit`, never one in `live` (the
 /// current and update revisions, or ones pods still run).
 pub async fn prune(
@@ -193,16 +211,8 @@ pub async fn prune(
     limit: i32,
     live: &HashSet<String>,
 ) {
-    let idle: Vec<&Arc<ControllerRevision>> = revisions
-        .iter()
-        .filter(|r| !live.contains(r.metadata.name.as_deref().unwrap_or_default()))
-        .collect();
-    let excess = idle
-        .len()
-        .saturating_sub(usize::try_from(limit).unwrap_or(0));
-    for r in idle.into_iter().take(excess) {
-        let name = r.metadata.name.as_deref().unwrap_or_default();
-        match api.delete(name, &DeleteParams::background()).await {
+    for name in to_prune(revisions, limit, live) {
+        match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => tracing::debug!(revision = %name, error = %e, "pruning a revision failed"),
@@ -248,6 +258,22 @@ mod tests {
         assert_eq!(fnv1(b"a"), 0x050c_5d7e);
         assert_eq!(fnv1(b"foobar"), 0x31f0_b262);
         assert_eq!(safe_encode("84696446"), "d8bfb88b");
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_the_live_revisions() {
+        let revisions: Vec<Arc<ControllerRevision>> = (1..=5)
+            .map(|n| {
+                let mut r = ControllerRevision::default();
+                r.metadata.name = Some(format!("web-{n}"));
+                r.revision = n;
+                Arc::new(r)
+            })
+            .collect();
+        let live = HashSet::from(["web-1".to_string(), "web-5".to_string()]);
+        assert_eq!(to_prune(&revisions, 1, &live), ["web-2", "web-3"]);
+        assert_eq!(to_prune(&revisions, 0, &live), ["web-2", "web-3", "web-4"]);
+        assert!(to_prune(&revisions, 10, &live).is_empty());
     }
 
     #[test]

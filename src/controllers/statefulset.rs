@@ -27,6 +27,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 
+use super::adoption;
 use super::history::{self, Created, POD_REVISION_LABEL};
 use super::replicaset::is_available;
 use super::{Shared, controller_of, owner_reference};
@@ -45,6 +46,8 @@ pub enum StatefulSetError {
     CreatePod(kube::Error),
     #[error("deleting a pod: {0}")]
     DeletePod(kube::Error),
+    #[error("adopting a pod: {0}")]
+    Adopt(kube::Error),
     #[error("writing a claim: {0}")]
     Claim(kube::Error),
     #[error("writing a revision: {0}")]
@@ -177,11 +180,7 @@ impl Controller {
                     None => return,
                 },
                 change = pods.next() => match change {
-                    Some(Change::Applied(p) | Change::Deleted(p)) => {
-                        if let Some(key) = owner_key(&p.metadata) {
-                            self.queue.add(key);
-                        }
-                    }
+                    Some(Change::Applied(p) | Change::Deleted(p)) => self.enqueue_for_pod(&p),
                     Some(Change::Resync) => self.enqueue_all(),
                     None => return,
                 },
@@ -194,6 +193,27 @@ impl Controller {
                     Some(Change::Resync) => self.enqueue_all(),
                     None => return,
                 },
+            }
+        }
+    }
+
+    /// Queues the pod's controller, or for an orphan every set in its
+    /// namespace that selects it (it may be adopted).
+    fn enqueue_for_pod(&self, pod: &Pod) {
+        if controller_of(pod.metadata.owner_references.as_ref()).is_some() {
+            if let Some(key) = owner_key(&pod.metadata) {
+                self.queue.add(key);
+            }
+            return;
+        }
+        let namespace = pod.metadata.namespace.as_deref();
+        for set in self.sets.store().state() {
+            let selects = set
+                .spec
+                .as_ref()
+                .is_some_and(|s| super::selects(&s.selector, pod.metadata.labels.as_ref()));
+            if set.metadata.namespace.as_deref() == namespace && selects {
+                self.queue.add(key_of(&set.metadata));
             }
         }
     }
@@ -222,16 +242,32 @@ impl Controller {
 
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         let now = Timestamp::now();
-        let pods: Vec<Arc<Pod>> = self
-            .pods
-            .store()
-            .state()
-            .into_iter()
+        let all = self.pods.store().state();
+        let mut pods: Vec<Arc<Pod>> = all
+            .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
             .filter(|p| {
                 controller_of(p.metadata.owner_references.as_ref()).is_some_and(|o| o.uid == uid)
             })
+            .cloned()
             .collect();
+        for orphan in adoption::orphans(&all, namespace, &spec.selector) {
+            let member = orphan
+                .metadata
+                .name
+                .as_deref()
+                .and_then(|n| identity::ordinal_of(name, n))
+                .is_some();
+            if !member {
+                continue;
+            }
+            let owner = owner_reference("apps/v1", "StatefulSet", name, uid);
+            match adoption::adopt(&self.client, &orphan, owner).await {
+                Ok(p) => pods.push(Arc::new(p)),
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(StatefulSetError::Adopt(e)),
+            }
+        }
         let views: Vec<(PodView, Arc<Pod>)> = pods
             .iter()
             .filter_map(|p| {
