@@ -99,6 +99,13 @@ pub fn plan(inputs: &Inputs, pods: &[PodView]) -> Vec<Action> {
         .filter(|p| p.ordinal < inputs.start || p.ordinal >= end)
         .collect();
     condemned.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
+    // Upstream's first unhealthy pod: replicas upwards, then the condemned
+    // downwards. Only it may go while unhealthy; others wait for it.
+    let first_unhealthy = (inputs.start..end)
+        .filter_map(at)
+        .chain(condemned.iter().copied())
+        .find(|p| !p.healthy || p.terminating)
+        .map(|p| p.name.clone());
     for p in &condemned {
         if p.terminating {
             if monotonic {
@@ -106,14 +113,8 @@ pub fn plan(inputs: &Inputs, pods: &[PodView]) -> Vec<Action> {
             }
             continue;
         }
-        if monotonic {
-            // Upstream waits while any other pod is unhealthy.
-            let other_unhealthy = pods
-                .iter()
-                .any(|o| o.name != p.name && (!o.healthy || o.terminating));
-            if other_unhealthy {
-                return actions;
-            }
+        if monotonic && !p.healthy && first_unhealthy.as_ref() != Some(&p.name) {
+            return actions;
         }
         actions.push(Action::Condemn {
             name: p.name.clone(),
@@ -301,6 +302,26 @@ mod tests {
         let mut unhealthy = pods[..2].to_vec();
         unhealthy[0].healthy = false;
         assert_eq!(plan(&i, &unhealthy), [], "waits while web-0 is not ready");
+        let i = inputs(0, false, ROLL);
+        let mut broken = pods.clone();
+        broken[1].healthy = false;
+        assert_eq!(
+            plan(&i, &broken),
+            [Action::Condemn {
+                name: "web-2".into(),
+                ordinal: 2
+            }],
+            "a healthy condemned pod goes"
+        );
+        broken[2].healthy = false;
+        assert_eq!(
+            plan(&i, &broken),
+            [Action::Condemn {
+                name: "web-2".into(),
+                ordinal: 2
+            }],
+            "an unhealthy one goes when it is the first unhealthy pod"
+        );
     }
 
     #[test]
