@@ -574,3 +574,95 @@ fn a_daemonset_covers_eligible_nodes_follows_new_ones_and_rolls() {
     let table = ok(&server, &["get", "ds", "agent"]);
     assert!(table.contains("agent"), "{table}");
 }
+
+const PARALLEL: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 3
+  podManagementPolicy: Parallel
+  updateStrategy:
+    type: OnDelete
+  persistentVolumeClaimRetentionPolicy:
+    whenDeleted: Delete
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      containers:
+      - name: app
+        image: busybox:1
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: ["ReadWriteOnce"]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+#[test]
+fn a_parallel_on_delete_statefulset_creates_at_once_waits_for_deletes_and_takes_its_claims() {
+    let server = TestServer::start();
+    apply(&server, "db.yaml", PARALLEL);
+
+    // No node: nothing is ever Ready, yet Parallel creates every pod.
+    eventually(DEADLINE, "three pods created at once", || {
+        let p = pods(&server, "app=db");
+        (p.keys().collect::<Vec<_>>() == ["db-0", "db-1", "db-2"]).then_some(())
+    });
+    eventually(DEADLINE, "three claims", || {
+        let claims = ok(&server, &["get", "pvc", "-o", "name"]);
+        (claims.lines().count() == 3).then_some(())
+    });
+
+    // OnDelete: a new template waits until a pod is deleted.
+    ok(
+        &server,
+        &["set", "image", "statefulset/db", "app=busybox:2"],
+    );
+    eventually(DEADLINE, "a new update revision", || {
+        let r = jsonpath(
+            &server,
+            &["get", "sts", "db"],
+            "{.status.currentRevision} {.status.updateRevision}",
+        );
+        let (current, update) = r.split_once(' ')?;
+        (!update.is_empty() && current != update).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        pods(&server, "app=db")
+            .values()
+            .all(|v| v[2] == "busybox:1"),
+        "OnDelete leaves running pods alone"
+    );
+    ok(&server, &["delete", "pod", "db-1"]);
+    eventually(DEADLINE, "db-1 recreated from the new template", || {
+        let p = pods(&server, "app=db");
+        (p.len() == 3
+            && p["db-1"][2] == "busybox:2"
+            && p["db-0"][2] == "busybox:1"
+            && p["db-2"][2] == "busybox:1")
+            .then_some(())
+    });
+    eventually(DEADLINE, "one updated replica", || {
+        let updated = jsonpath(&server, &["get", "sts", "db"], "{.status.updatedReplicas}");
+        (updated == "1").then_some(())
+    });
+
+    // whenDeleted: Delete: the claims go with the set.
+    ok(&server, &["delete", "statefulset", "db"]);
+    eventually(DEADLINE, "pods and claims gone with the set", || {
+        let claims = ok(&server, &["get", "pvc", "-o", "name"]);
+        (claims.trim().is_empty() && pods(&server, "app=db").is_empty()).then_some(())
+    });
+}
