@@ -24,7 +24,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use super::adoption;
@@ -48,6 +48,8 @@ pub enum StatefulSetError {
     DeletePod(kube::Error),
     #[error("adopting a pod: {0}")]
     Adopt(kube::Error),
+    #[error("restoring a pod's identity labels: {0}")]
+    Identity(kube::Error),
     #[error("writing a claim: {0}")]
     Claim(kube::Error),
     #[error("writing a revision: {0}")]
@@ -306,6 +308,7 @@ impl Controller {
         let plain: Vec<PodView> = views.iter().map(|(v, _)| v.clone()).collect();
         let actions = plan::plan(&inputs, &plain);
         self.reconcile_claim_owners(&set, &inputs).await?;
+        self.repair_identity(&views).await?;
         let result = self
             .act(&set, &actions, &views, &current, &update, &update_name)
             .await;
@@ -513,6 +516,33 @@ impl Controller {
             format!("delete Pod {name} in StatefulSet {set_name} successful"),
         )
         .await;
+        Ok(())
+    }
+
+    /// Puts back the identity labels of pods that lack them (adopted or
+    /// edited pods), as upstream's identity check does.
+    async fn repair_identity(&self, views: &[(PodView, Arc<Pod>)]) -> Result<(), StatefulSetError> {
+        for (view, pod) in views {
+            if view.terminating {
+                continue;
+            }
+            let Some(labels) = identity::missing_labels(pod, view.ordinal) else {
+                continue;
+            };
+            let api: Api<Pod> = Api::namespaced(
+                self.client.clone(),
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+            );
+            let patch = serde_json::json!({"metadata": {"labels": labels}});
+            match api
+                .patch(&view.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(StatefulSetError::Identity(e)),
+            }
+        }
         Ok(())
     }
 

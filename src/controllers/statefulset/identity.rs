@@ -32,6 +32,22 @@ pub fn ordinal_of(set_name: &str, pod_name: &str) -> Option<i32> {
     rest.parse().ok()
 }
 
+/// The identity labels `pod` lacks or has wrong for `ordinal`, if any
+/// (an adopted or edited pod), as a label map to merge into it.
+pub fn missing_labels(pod: &Pod, ordinal: i32) -> Option<BTreeMap<String, String>> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let wanted = BTreeMap::from([
+        (POD_NAME_LABEL.to_string(), name),
+        (POD_INDEX_LABEL.to_string(), ordinal.to_string()),
+    ]);
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let missing: BTreeMap<String, String> = wanted
+        .into_iter()
+        .filter(|(k, v)| labels.get(k) != Some(v))
+        .collect();
+    (!missing.is_empty()).then_some(missing)
+}
+
 /// The claim name for template `claim` and `ordinal`.
 pub fn claim_name(claim: &str, set_name: &str, ordinal: i32) -> String {
     format!("{claim}-{set_name}-{ordinal}")
@@ -176,7 +192,7 @@ mod tests {
         assert_eq!(labels[POD_INDEX_LABEL], "2");
         assert_eq!(labels[POD_REVISION_LABEL], "web-abc");
         assert_eq!(labels["app"], "web");
-        let spec = pod.spec.unwrap_or_default();
+        let spec = pod.spec.clone().unwrap_or_default();
         assert_eq!(spec.hostname.as_deref(), Some("web-2"));
         assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
         let volumes = spec.volumes.unwrap_or_default();
@@ -186,9 +202,16 @@ mod tests {
             .clone()
             .unwrap_or_default();
         assert_eq!(source.claim_name, "www-web-2");
-        let owner = pod.metadata.owner_references.unwrap_or_default();
+        let owner = pod.metadata.owner_references.clone().unwrap_or_default();
         assert_eq!(owner[0].uid, "u1");
         assert_eq!(owner[0].controller, Some(true));
+
+        assert_eq!(missing_labels(&pod, 2), None);
+        let mut edited = pod.clone();
+        edited.metadata.labels = Some(BTreeMap::from([("app".into(), "web".into())]));
+        let missing = missing_labels(&edited, 2).unwrap_or_default();
+        assert_eq!(missing[POD_NAME_LABEL], "web-2");
+        assert_eq!(missing[POD_INDEX_LABEL], "2");
 
         let claims = claims(&s, 2);
         assert_eq!(claims.len(), 1);
