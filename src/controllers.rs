@@ -5,14 +5,17 @@
 //! (`system:serviceaccount:kube-system:<name>-controller`), as
 //! kube-controller-manager does with `--use-service-account-credentials`.
 
+pub mod adoption;
 pub mod clusterrole_aggregation;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
@@ -22,6 +25,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod service_pods;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttl_after_finished;
 pub mod volume_binder;
 
@@ -116,7 +120,7 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     let pdbs = Informer::start(
         Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(informers_client.clone()),
     );
-
+    start_workloads(&router, &informers_client, pods.clone(), nodes.clone());
     let leases = Informer::start(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
             informers_client.clone(),
@@ -214,6 +218,33 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         controller_user("clusterrole-aggregation"),
     ));
     tracing::info!("controllers started");
+}
+
+/// The StatefulSet and DaemonSet controllers, with the informers only
+/// they use.
+fn start_workloads(
+    router: &Router,
+    informers: &kube::Client,
+    pods: Shared<Pod>,
+    nodes: Shared<Node>,
+) {
+    use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let revisions = Informer::start(Api::<ControllerRevision>::all(informers.clone()));
+    statefulset::start(
+        in_process(router.clone(), controller_user("statefulset")),
+        Informer::start(Api::<StatefulSet>::all(informers.clone())),
+        pods.clone(),
+        Informer::start(Api::<PersistentVolumeClaim>::all(informers.clone())),
+        revisions.clone(),
+    );
+    daemonset::start(
+        in_process(router.clone(), controller_user("daemon-set")),
+        Informer::start(Api::<DaemonSet>::all(informers.clone())),
+        pods,
+        nodes,
+        revisions,
+    );
 }
 
 /// The controlling owner reference of an object, if any.
