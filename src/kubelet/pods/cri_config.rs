@@ -109,8 +109,10 @@ pub fn sandbox(pod: &Pod, agent_dir: &Path) -> PodSandboxConfig {
         .join(format!("{namespace}_{name}_{uid}"));
     let spec = pod.spec.clone().unwrap_or_default();
     let security = spec.security_context.clone().unwrap_or_default();
+    // A hostNetwork pod shares the host's UTS namespace: the runtime must
+    // not set a hostname (upstream leaves it empty too).
     let hostname = if host_network(pod) {
-        nix_hostname().unwrap_or(name.clone())
+        String::new()
     } else {
         spec.hostname.clone().unwrap_or(name.clone())
     };
@@ -143,14 +145,6 @@ pub fn sandbox(pod: &Pod, agent_dir: &Path) -> PodSandboxConfig {
         }),
         ..Default::default()
     }
-}
-
-/// The host's name, which `hostNetwork` pods share.
-fn nix_hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
 }
 
 /// The pod's fsGroup and supplementalGroups, which every container joins.
