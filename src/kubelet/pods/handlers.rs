@@ -1,13 +1,18 @@
 //! The three ways the kubelet reaches into a container, shared by probes
 //! and lifecycle hooks: exec (CRI ExecSync with a timeout), httpGet (an
 //! HTTP/1.1 GET to the pod IP, success for a status in 200..400, as
-//! upstream's prober) and tcpSocket (a connection that opens).
+//! upstream's prober; HTTPS without certificate checks, as upstream) and
+//! tcpSocket (a connection that opens).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_cri::v1::ExecSyncRequest;
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::runtime::cri::Cri;
@@ -83,9 +88,8 @@ pub async fn http_get(
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| pod_ip.to_string());
-    if action.scheme.as_deref() == Some("HTTPS") {
-        return Err("HTTPS probes are not supported by this kubelet".to_string());
-    }
+    let https = action.scheme.as_deref() == Some("HTTPS");
+    let scheme = if https { "https" } else { "http" };
     let path = action
         .path
         .clone()
@@ -111,27 +115,29 @@ pub async fn http_get(
         request.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
     }
     request.push_str("Accept: */*\r\n\r\n");
+    let address = host_port(&host, port);
+    let url = format!("{scheme}://{address}{path}");
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(host_port(&host, port))
+        let stream = tokio::net::TcpStream::connect(&address)
             .await
-            .map_err(|e| format!("Get \"http://{}{path}\": {e}", host_port(&host, port)))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        let _ = (&mut stream)
-            .take(MAX_OUTPUT as u64)
-            .read_to_end(&mut answer)
-            .await;
-        Ok::<_, String>(String::from_utf8_lossy(&answer).into_owned())
+            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        if https {
+            let name =
+                ServerName::try_from(host.clone()).map_err(|e| format!("Get \"{url}\": {e}"))?;
+            let tls = tokio_rustls::TlsConnector::from(insecure_tls()?)
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            send(tls, &request).await
+        } else {
+            send(stream, &request).await
+        }
     };
     let answer = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| {
             format!(
-                "Get \"http://{}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
-                host_port(&host, port)
+                "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
             )
         })??;
     let code: u16 = answer
@@ -147,6 +153,76 @@ pub async fn http_get(
             .to_string())
     } else {
         Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// Writes `request` and reads the answer (up to [`MAX_OUTPUT`]).
+async fn send<S>(mut stream: S, request: &str) -> Result<String, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let _ = (&mut stream)
+        .take(MAX_OUTPUT as u64)
+        .read_to_end(&mut answer)
+        .await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// A TLS client that accepts any certificate: upstream's prober skips
+/// verification too (a probe checks health, not identity).
+fn insecure_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -256,6 +332,45 @@ mod tests {
             failed,
             Err("HTTP probe failed with statuscode: 503".to_string())
         );
+    }
+
+    #[tokio::test]
+    async fn https_probes_skip_certificate_checks() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["elsewhere.example".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("self-signed");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let p = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.expect("accept");
+            let mut tls = acceptor.accept(s).await.expect("handshake");
+            let mut buf = vec![0; 4096];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            let _ = tls.shutdown().await;
+        });
+        let action = HTTPGetAction {
+            port: IntOrString::Int(p.into()),
+            scheme: Some("HTTPS".into()),
+            ..Default::default()
+        };
+        let ok = http_get(&action, &container(), "127.0.0.1", Duration::from_secs(5)).await;
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[tokio::test]
