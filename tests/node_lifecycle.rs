@@ -51,7 +51,11 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
             n,
             &format!(
                 "  containers:\n{}",
-                container("main", "echo crashing; exit 1", "")
+                container(
+                    "main",
+                    "echo crashing; echo bye > /dev/termination-log; exit 1",
+                    "",
+                )
             ),
         ),
         pod(
@@ -205,6 +209,15 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
     );
     let last = "{.status.containerStatuses[0].lastState.terminated.exitCode} {.status.containerStatuses[0].lastState.terminated.reason}";
     assert_eq!(node.pod_field("crash", last).as_deref(), Some("1 Error"));
+    assert_eq!(
+        node.pod_field(
+            "crash",
+            "{.status.containerStatuses[0].lastState.terminated.message}"
+        )
+        .as_deref(),
+        Some("bye"),
+        "the termination message file"
+    );
     let restarts = "{.status.containerStatuses[0].restartCount}";
     node.wait_pod_field("crash", restarts, Duration::from_secs(90), |c| {
         c.parse::<u32>().is_ok_and(|c| c >= 3)

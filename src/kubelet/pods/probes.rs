@@ -3,8 +3,9 @@
 //! every `periodSeconds` the handler runs with `timeoutSeconds`; the result
 //! flips after `successThreshold` successes or `failureThreshold` failures
 //! in a row. Readiness starts as failure, liveness as success; liveness and
-//! readiness wait for the startup probe to succeed. Each failed attempt
-//! records an `Unhealthy` event. The pod worker reads the results: a failed
+//! readiness wait for the startup probe to succeed. A failed attempt
+//! records an `Unhealthy` event (the same failure again only after
+//! [`EVENT_REPEAT`]). The pod worker reads the results: a failed
 //! liveness or startup probe gets the container killed and restarted.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +41,9 @@ impl Kind {
         }
     }
 }
+
+/// How often the same failure is recorded again as an event.
+const EVENT_REPEAT: Duration = Duration::from_secs(600);
 
 type Key = (String, Kind);
 type Results = Arc<Mutex<BTreeMap<Key, bool>>>;
@@ -195,6 +199,7 @@ async fn run(
     let key = (id.clone(), kind);
     tokio::time::sleep(timing.initial_delay).await;
     let mut counter = Counter::default();
+    let mut last_event = None;
     let mut tick = tokio::time::interval(timing.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -212,7 +217,9 @@ async fn run(
             continue;
         }
         let outcome = attempt(&mut target, &container, &id, &probe, timing.timeout).await;
-        if let Err(output) = &outcome {
+        if let Err(output) = &outcome
+            && !repeated(&mut last_event, output)
+        {
             crate::events::record(
                 &target.client,
                 "kubelet",
@@ -234,6 +241,20 @@ async fn run(
             return;
         }
     }
+}
+
+/// Whether `output` repeats the last failure recorded less than
+/// [`EVENT_REPEAT`] ago (upstream's recorder folds such repeats into one
+/// event's count; skiff records them once); records it otherwise.
+fn repeated(last: &mut Option<(String, std::time::Instant)>, output: &str) -> bool {
+    if let Some((message, at)) = last
+        && message == output
+        && at.elapsed() < EVENT_REPEAT
+    {
+        return true;
+    }
+    *last = Some((output.to_string(), std::time::Instant::now()));
+    false
 }
 
 async fn attempt(
@@ -278,6 +299,17 @@ mod tests {
         assert_eq!(c.add(false, &t), None);
         assert_eq!(c.add(false, &t), None);
         assert_eq!(c.add(false, &t), Some(false));
+    }
+
+    #[test]
+    fn repeated_failures_are_recorded_once() {
+        let mut last = None;
+        assert!(!repeated(&mut last, "connection refused"));
+        assert!(repeated(&mut last, "connection refused"));
+        assert!(!repeated(
+            &mut last,
+            "HTTP probe failed with statuscode: 500"
+        ));
     }
 
     #[test]

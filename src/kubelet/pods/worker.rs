@@ -232,6 +232,8 @@ impl Worker {
     async fn sync(&mut self) {
         let pod = self.pod.clone();
         if is_finished(&pod) {
+            // Nothing runs any more: no probe has anything to check.
+            self.prober = Prober::default();
             return;
         }
         if !self.ensure_volumes(&pod).await {
