@@ -3,7 +3,7 @@
 //! restarts with CrashLoopBackOff, liveness/readiness/startup probes, init
 //! containers, env from ConfigMaps/Secrets/fields, configMap volume updates,
 //! tmpfs emptyDirs, graceful termination with preStop, image-pull back-off,
-//! hostNetwork and hostPort. Containers' output is read from their CRI log
+//! hostNetwork, hostPort and a sandbox that dies. Containers' output is read from their CRI log
 //! files and a hostPath under the test's temp dir. The harness
 //! (`tests/common/node.rs`) removes everything the test put on the host.
 
@@ -344,6 +344,25 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
         String::from_utf8_lossy(&out.stdout).contains("--dport 18080")
     };
     assert!(nat(), "no portmap rule for the hostPort");
+
+    // A sandbox that dies takes its containers along; the pod starts again
+    // in a new one.
+    let sandbox = node
+        .ctr(&[
+            "containers",
+            "ls",
+            "-q",
+            r#"labels."io.cri-containerd.kind"==sandbox,labels."io.kubernetes.pod.name"==hostport"#,
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(sandbox.lines().count(), 1, "{sandbox}");
+    node.ctr(&["tasks", "kill", "-s", "SIGKILL", &sandbox]);
+    node.wait_pod_field("hostport", restarts, MINUTE, |c| c == "1");
+    node.wait_pod_field("hostport", "{.status.phase}", MINUTE, |p| p == "Running");
+    node.wait_for("the hostPort in the new sandbox", MINUTE, || {
+        nat().then_some(())
+    });
 
     // Graceful deletion: preStop, then SIGTERM; a container that ignores
     // SIGTERM is killed when the grace period is over.

@@ -39,6 +39,8 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 /// The grace of a pod whose object vanished (a force delete).
 const GONE_GRACE: Duration = Duration::from_secs(2);
+/// The grace of containers whose sandbox died.
+const SANDBOX_LOST_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs one pod until it is deleted; `pods` carries its latest object
 /// (`None` once the object is gone).
@@ -369,9 +371,20 @@ impl Worker {
         let id = match items.iter().find(|s| s.state == 0) {
             Some(s) => s.id.clone(),
             None => {
+                if !items.is_empty() {
+                    // The sandbox died: as upstream, everything of the pod
+                    // is stopped and started again in a new one.
+                    tracing::info!(pod = %self.name(), "the pod sandbox is gone; recreating the pod");
+                    self.terminate(pod, SANDBOX_LOST_GRACE).await?;
+                }
                 let mut config = config.clone();
                 if let Some(meta) = config.metadata.as_mut() {
-                    meta.attempt = items.len() as u32;
+                    meta.attempt = items
+                        .iter()
+                        .filter_map(|s| s.metadata.as_ref())
+                        .map(|m| m.attempt + 1)
+                        .max()
+                        .unwrap_or(0);
                 }
                 let _ = std::fs::create_dir_all(&config.log_directory);
                 self.cri
@@ -525,15 +538,25 @@ impl Worker {
                 continue;
             }
             let key = format!("{}/{}", self.uid, c.name);
-            let step = decide(
-                restart,
-                current.as_ref(),
-                newest.map_or(0, restart_count_of),
-                &self.backoff,
-                &key,
-                &format!("container={} pod={}", c.name, self.pod_label()),
-                (wall_now_nanos(), Instant::now()),
-            );
+            let lost = match newest {
+                None => ran_before(pod, &c.name),
+                Some(_) => None,
+            };
+            let step = match lost {
+                // The runtime lost a container that ran (its sandbox was
+                // recreated): it starts again, counting as a restart.
+                Some(count) if is_init || policy != "Never" => Step::Start(count + 1),
+                Some(_) => Step::Keep,
+                None => decide(
+                    restart,
+                    current.as_ref(),
+                    newest.map_or(0, restart_count_of),
+                    &self.backoff,
+                    &key,
+                    &format!("container={} pod={}", c.name, self.pod_label()),
+                    (wall_now_nanos(), Instant::now()),
+                ),
+            };
             match step {
                 Step::Keep => {
                     self.waiting.remove(&c.name);
@@ -669,15 +692,22 @@ impl Worker {
     }
 
     async fn fail(&mut self, c: &Container, reason: &str, message: &str) {
-        self.waiting.insert(
-            c.name.clone(),
-            Waiting {
-                reason: reason.to_string(),
-                message: message.to_string(),
-            },
-        );
-        self.event(&c.name, "Warning", "Failed", format!("Error: {message}"))
-            .await;
+        let waiting = Waiting {
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
+        // The same failure every sync is one event.
+        if self.waiting.insert(c.name.clone(), waiting.clone()) != Some(waiting) {
+            self.event(&c.name, "Warning", "Failed", format!("Error: {message}"))
+                .await;
+        }
+    }
+
+    /// Whether the container already waits for `reason`.
+    fn waits_for(&self, c: &Container, reason: &str) -> bool {
+        self.waiting
+            .get(&c.name)
+            .is_some_and(|w| w.reason == reason)
     }
 
     /// Makes sure the image is present per the pull policy, with back-off
@@ -708,8 +738,10 @@ impl Worker {
         if policy == Some("Never") {
             let message =
                 format!("Container image \"{image}\" is not present with pull policy of Never");
-            self.event(&c.name, "Warning", "ErrImageNeverPull", message.clone())
-                .await;
+            if !self.waits_for(c, "ErrImageNeverPull") {
+                self.event(&c.name, "Warning", "ErrImageNeverPull", message.clone())
+                    .await;
+            }
             return Some(Waiting {
                 reason: "ErrImageNeverPull".to_string(),
                 message,
@@ -718,8 +750,10 @@ impl Worker {
         let key = format!("{}/image/{image}", self.uid);
         if self.backoff.in_backoff_since_update(&key, Instant::now()) {
             let message = format!("Back-off pulling image \"{image}\"");
-            self.event(&c.name, "Normal", "BackOff", message.clone())
-                .await;
+            if !self.waits_for(c, "ImagePullBackOff") {
+                self.event(&c.name, "Normal", "BackOff", message.clone())
+                    .await;
+            }
             return Some(Waiting {
                 reason: "ImagePullBackOff".to_string(),
                 message,
@@ -1021,6 +1055,18 @@ fn probe_grace(pod: &Pod, c: &Container, kind: &str) -> Duration {
     Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }
 
+/// The restart count the pod's status gives a container that ran before.
+fn ran_before(pod: &Pod, name: &str) -> Option<u32> {
+    let status = pod.status.as_ref()?;
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .find(|s| s.name == name && s.container_id.is_some())
+        .map(|s| u32::try_from(s.restart_count).unwrap_or(0))
+}
+
 fn wall_now_nanos() -> i64 {
     i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX)
 }
@@ -1045,6 +1091,26 @@ mod tests {
             finished_at,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_lost_container_keeps_its_restart_count() {
+        use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
+        let status = |id: Option<&str>| Pod {
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "main".into(),
+                    container_id: id.map(str::to_string),
+                    restart_count: 4,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(ran_before(&status(Some("containerd://x")), "main"), Some(4));
+        assert_eq!(ran_before(&status(None), "main"), None, "never ran");
+        assert_eq!(ran_before(&Pod::default(), "main"), None);
     }
 
     #[test]
