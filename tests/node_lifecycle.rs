@@ -2,6 +2,7 @@
 //! containerd, runc and CNI plugins (root only), driven by the stock kubectl:
 //! restarts with CrashLoopBackOff, liveness/readiness/startup probes, init
 //! containers, env from ConfigMaps/Secrets/fields, configMap volume updates,
+//! secret, downwardAPI and persistentVolumeClaim volumes,
 //! tmpfs emptyDirs, graceful termination with preStop, image-pull back-off,
 //! hostNetwork, hostPort and a sandbox that dies. Containers' output is read from their CRI log
 //! files and a hostPath under the test's temp dir. The harness
@@ -142,6 +143,18 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
             ),
         ),
         pod(
+            "vols",
+            n,
+            &format!(
+                "  volumes:\n  - {{name: data, persistentVolumeClaim: {{claimName: claim1}}}}\n  - {{name: sec, secret: {{secretName: creds, items: [{{key: password, path: pw/file, mode: 256}}]}}}}\n  - {{name: info, downwardAPI: {{items: [{{path: name, fieldRef: {{fieldPath: metadata.name}}}}]}}}}\n  containers:\n{}",
+                container(
+                    "main",
+                    "echo $(cat /sec/pw/file) $(stat -L -c %a /sec/pw/file) $(cat /info/name) > /data/out; sleep 3600",
+                    "    volumeMounts: [{name: data, mountPath: /data}, {name: sec, mountPath: /sec}, {name: info, mountPath: /info}]\n",
+                )
+            ),
+        ),
+        pod(
             "nopull",
             n,
             "  containers:\n  - name: main\n    image: 127.0.0.1:1/skiff/absent:1\n    imagePullPolicy: IfNotPresent\n",
@@ -167,6 +180,13 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
             ),
         ),
     ];
+    // A claim bound up front to a hostPath volume (no binder needed).
+    let pv_dir = node.dir.path().join("pv");
+    let pv = format!("pv-{n}");
+    node.apply(&format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {pv}}}\nspec: {{capacity: {{storage: 1Gi}}, accessModes: [ReadWriteOnce], hostPath: {{path: {}, type: DirectoryOrCreate}}}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: claim1, namespace: default}}\nspec: {{accessModes: [ReadWriteOnce], storageClassName: \"\", volumeName: {pv}, resources: {{requests: {{storage: 1Gi}}}}}}\n",
+        pv_dir.display()
+    ));
     node.apply(&pods.join("\n---\n"));
 
     // Readiness: running but not ready until /ready answers 200.
@@ -321,6 +341,17 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
             .then_some(())
     });
 
+    // Secret (items, mode) and downwardAPI volumes, written to a claim.
+    node.wait_for("the claim's file", MINUTE, || {
+        std::fs::read_to_string(pv_dir.join("out"))
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    assert_eq!(
+        std::fs::read_to_string(pv_dir.join("out")).unwrap_or_default(),
+        "hunter2 400 vols\n"
+    );
+
     // A missing image: ErrImagePull, then back-off.
     node.wait_pod_field("nopull", waiting, MINUTE, |r| r == "ImagePullBackOff");
     let failed = node.events("nopull", "Failed");
@@ -395,7 +426,8 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
 
     // Everything else goes; so do its tmpfs, volumes and host ports.
     let rest = [
-        "crash", "liveness", "ready", "init", "env", "cfgwatch", "nopull", "hostnet", "hostport",
+        "crash", "liveness", "ready", "init", "env", "cfgwatch", "vols", "nopull", "hostnet",
+        "hostport",
     ];
     let mut args = vec!["delete", "pod", "--grace-period=1", "--wait=true"];
     args.extend(rest);
@@ -417,4 +449,5 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
         "the pod's volume directory is removed"
     );
     assert!(!nat(), "the hostPort rule is removed");
+    assert!(pv_dir.join("out").exists(), "a claim's data stays");
 }
