@@ -64,11 +64,6 @@ impl Backoff {
             },
         );
     }
-
-    /// Forgets every key starting with `prefix` (a gone pod's).
-    pub fn forget_prefix(&mut self, prefix: &str) {
-        self.entries.retain(|k, _| !k.starts_with(prefix));
-    }
 }
 
 fn expired(now: Instant, last_update: Instant) -> bool {
@@ -127,7 +122,6 @@ mod tests {
         assert!(!b.in_backoff_since("k", later, later));
         b.next("k", later);
         assert_eq!(b.get("k"), INITIAL);
-        b.forget_prefix("k");
-        assert_eq!(b.get("k"), Duration::ZERO);
+        assert_eq!(b.get("other"), Duration::ZERO);
     }
 }

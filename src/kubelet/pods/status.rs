@@ -144,7 +144,7 @@ fn is_sidecar(c: &Container) -> bool {
 
 /// Whether an init container has done its part: exited 0, or (a sidecar)
 /// started.
-pub fn init_done(c: &Container, view: Option<&View>) -> bool {
+fn init_done(c: &Container, view: Option<&View>) -> bool {
     let Some(current) = view.and_then(|v| v.current.as_ref()) else {
         return false;
     };

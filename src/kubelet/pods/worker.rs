@@ -1072,7 +1072,7 @@ fn wall_now_nanos() -> i64 {
 }
 
 /// Whether a pod reached a terminal phase (its containers are not restarted).
-pub fn is_finished(pod: &Pod) -> bool {
+fn is_finished(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
