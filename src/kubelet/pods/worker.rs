@@ -8,19 +8,21 @@
 //! containers stopped (preStop, SIGTERM, SIGKILL within the grace period),
 //! its sandbox removed and its API object deleted; then the worker ends.
 
+mod images;
+mod teardown;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::{
     Container as CriContainer, ContainerFilter, ContainerStatus as CriStatus,
-    ContainerStatusRequest, CreateContainerRequest, ImageSpec, ImageStatusRequest,
-    ListContainersRequest, ListPodSandboxRequest, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    ContainerStatusRequest, CreateContainerRequest, ListContainersRequest, ListPodSandboxRequest,
+    PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest, RemoveContainerRequest,
+    RunPodSandboxRequest, StartContainerRequest,
 };
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use tokio::sync::watch;
 
 use super::backoff::{self, Backoff};
@@ -710,93 +712,6 @@ impl Worker {
             .is_some_and(|w| w.reason == reason)
     }
 
-    /// Makes sure the image is present per the pull policy, with back-off
-    /// between failed pulls; `Some` says why the container must wait.
-    async fn ensure_image(&mut self, c: &Container, image: &str) -> Option<Waiting> {
-        let policy = c.image_pull_policy.as_deref();
-        let spec = ImageSpec {
-            image: image.to_string(),
-            ..Default::default()
-        };
-        let present = self
-            .cri
-            .images
-            .image_status(ImageStatusRequest {
-                image: Some(spec.clone()),
-                verbose: false,
-            })
-            .await
-            .map(|r| r.into_inner().image.is_some())
-            .unwrap_or(false);
-        let always = policy == Some("Always")
-            || (policy.is_none()
-                && (image.ends_with(":latest")
-                    || !image.rsplit('/').next().unwrap_or(image).contains(':')));
-        if present && !always {
-            return None;
-        }
-        if policy == Some("Never") {
-            let message =
-                format!("Container image \"{image}\" is not present with pull policy of Never");
-            if !self.waits_for(c, "ErrImageNeverPull") {
-                self.event(&c.name, "Warning", "ErrImageNeverPull", message.clone())
-                    .await;
-            }
-            return Some(Waiting {
-                reason: "ErrImageNeverPull".to_string(),
-                message,
-            });
-        }
-        let key = format!("{}/image/{image}", self.uid);
-        if self.backoff.in_backoff_since_update(&key, Instant::now()) {
-            let message = format!("Back-off pulling image \"{image}\"");
-            if !self.waits_for(c, "ImagePullBackOff") {
-                self.event(&c.name, "Normal", "BackOff", message.clone())
-                    .await;
-            }
-            return Some(Waiting {
-                reason: "ImagePullBackOff".to_string(),
-                message,
-            });
-        }
-        self.event(
-            &c.name,
-            "Normal",
-            "Pulling",
-            format!("Pulling image \"{image}\""),
-        )
-        .await;
-        match self
-            .cri
-            .images
-            .pull_image(PullImageRequest {
-                image: Some(spec),
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(_) => None,
-            Err(_) if present => None,
-            Err(e) => {
-                self.backoff.next(&key, Instant::now());
-                let message = format!("Failed to pull image \"{image}\": {}", e.message());
-                self.event(&c.name, "Warning", "Failed", message.clone())
-                    .await;
-                self.event(
-                    &c.name,
-                    "Warning",
-                    "Failed",
-                    "Error: ErrImagePull".to_string(),
-                )
-                .await;
-                Some(Waiting {
-                    reason: "ErrImagePull".to_string(),
-                    message,
-                })
-            }
-        }
-    }
-
     /// Removes dead containers but the newest instance of each name and the
     /// newest dead one before it (for `kubectl logs --previous`).
     async fn collect_garbage(&mut self, groups: &BTreeMap<String, Generations>) {
@@ -918,126 +833,6 @@ impl Worker {
         {
             Ok(updated) => self.pod = updated,
             Err(e) => tracing::warn!(pod = %self.name(), error = %e, "cannot write the pod status"),
-        }
-    }
-
-    /// Stops every container (in parallel, each with its preStop hook and
-    /// the grace period) and removes the pod's sandboxes.
-    async fn terminate(&mut self, pod: &Pod, grace: Duration) -> Result<(), RuntimeError> {
-        let labels: std::collections::HashMap<String, String> =
-            [(POD_UID_LABEL.to_string(), self.uid.clone())].into();
-        let containers = self
-            .cri
-            .runtime
-            .list_containers(ListContainersRequest {
-                filter: Some(ContainerFilter {
-                    label_selector: labels.clone(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .map_err(|e| call_error("ListContainers", e))?
-            .into_inner()
-            .containers;
-        let pod_ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_default();
-        let spec = pod.spec.clone().unwrap_or_default();
-        let stops = containers
-            .into_iter()
-            .filter(|c| c.state == RUNNING)
-            .map(|running| {
-                let name = running
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.name.clone())
-                    .unwrap_or_default();
-                let container = spec
-                    .containers
-                    .iter()
-                    .chain(spec.init_containers.iter().flatten())
-                    .find(|c| c.name == name)
-                    .cloned();
-                let mut cri = self.cri.clone();
-                let client = self.client.clone();
-                let pod_ip = pod_ip.clone();
-                async move {
-                    let stop = Stop {
-                        client: &client,
-                        pod,
-                        pod_ip: &pod_ip,
-                        grace,
-                        message: format!("Stopping container {name}"),
-                    };
-                    lifecycle::stop(&mut cri, stop, container.as_ref(), &running.id).await;
-                }
-            });
-        futures::future::join_all(stops).await;
-        let sandboxes = self
-            .cri
-            .runtime
-            .list_pod_sandbox(ListPodSandboxRequest {
-                filter: Some(PodSandboxFilter {
-                    label_selector: labels,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .map_err(|e| call_error("ListPodSandbox", e))?
-            .into_inner()
-            .items;
-        for sandbox in sandboxes {
-            self.cri
-                .runtime
-                .stop_pod_sandbox(StopPodSandboxRequest {
-                    pod_sandbox_id: sandbox.id.clone(),
-                })
-                .await
-                .map_err(|e| call_error("StopPodSandbox", e))?;
-            self.cri
-                .runtime
-                .remove_pod_sandbox(RemovePodSandboxRequest {
-                    pod_sandbox_id: sandbox.id,
-                })
-                .await
-                .map_err(|e| call_error("RemovePodSandbox", e))?;
-        }
-        Ok(())
-    }
-
-    /// Stops the pod's helpers and removes its volumes from the host.
-    fn release(&mut self) {
-        for task in self.refreshers.drain(..) {
-            task.abort();
-        }
-        self.prober = Prober::default();
-        volumes::teardown(&self.settings.data_dir, &self.uid);
-    }
-
-    /// Deletes the stopped pod's object (grace 0, this uid only).
-    async fn delete(&self) {
-        let params = DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(kube::api::Preconditions {
-                uid: Some(self.uid.clone()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        let pods: Api<Pod> = Api::namespaced(
-            self.client.clone(),
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-        );
-        if let Err(e) = pods
-            .delete(
-                self.pod.metadata.name.as_deref().unwrap_or_default(),
-                &params,
-            )
-            .await
-        {
-            tracing::warn!(pod = %self.name(), error = %e, "cannot delete the stopped pod");
         }
     }
 }
