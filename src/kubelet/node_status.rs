@@ -164,7 +164,7 @@ fn capacity(settings: &KubeletSettings) -> BTreeMap<String, Quantity> {
     capacity
 }
 
-fn mem_total_kib() -> Option<u64> {
+pub fn mem_total_kib() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))

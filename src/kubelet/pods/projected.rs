@@ -1,14 +1,14 @@
 //! Projected volumes, as the service-account admission adds them
-//! (`kube-api-access-*`): a service-account token, keys of a ConfigMap and
-//! downward-API fields, written into
+//! (`kube-api-access-*`) and users write them: a service-account token,
+//! keys of ConfigMaps and Secrets and downward-API fields, written into
 //! `<agent-dir>/pods/<uid>/volumes/kubernetes.io~projected/<volume>/` and
 //! bind-mounted into the containers that mount the volume.
 //!
 //! The token is requested from `serviceaccounts/token` as this node, bound
 //! to the pod, and rewritten at 80 % of its lifetime (at least once a day),
 //! as upstream's kubelet token manager does. Files are replaced by rename,
-//! so a reader never sees half a token. Other volume types are not set up
-//! yet (containers start without them).
+//! so a reader never sees half a token. The other volume types are in
+//! `volumes.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount, Volume};
 use kube::Api;
 use kube::api::PostParams;
 
@@ -35,8 +35,14 @@ pub enum VolumeError {
     NoToken(String),
     #[error("configmap {0}: {1}")]
     ConfigMap(String, kube::Error),
+    #[error("secret {0}: {1}")]
+    Secret(String, kube::Error),
+    #[error("secret \"{0}\" not found")]
+    SecretNotFound(String),
     #[error("configmap {0} has no key {1}")]
     MissingKey(String, String),
+    #[error("secret {0} has no key {1}")]
+    MissingSecretKey(String, String),
     #[error("writing {0}: {1}")]
     Io(PathBuf, std::io::Error),
 }
@@ -152,23 +158,51 @@ async fn project(
                 }
             }
         }
-        if let Some(downward) = &source.downward_api {
-            for item in downward.items.iter().flatten() {
-                let value = match item.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                    Some("metadata.namespace") => Some(namespace.clone()),
-                    Some("metadata.name") => pod.metadata.name.clone(),
-                    Some("metadata.uid") => pod.metadata.uid.clone(),
-                    Some("spec.serviceAccountName") => pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.service_account_name.clone()),
-                    other => {
-                        tracing::debug!(field = ?other, "downward API field not projected yet");
-                        None
+        if let Some(secret) = &source.secret {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            let found = api
+                .get_opt(&secret.name)
+                .await
+                .map_err(|e| VolumeError::Secret(secret.name.clone(), e))?;
+            let optional = secret.optional == Some(true);
+            let data = match found {
+                Some(s) => s.data.unwrap_or_default(),
+                None if optional => Default::default(),
+                None => return Err(VolumeError::SecretNotFound(secret.name.clone())),
+            };
+            let items: Vec<(String, String)> = match &secret.items {
+                Some(items) => items
+                    .iter()
+                    .map(|i| (i.key.clone(), i.path.clone()))
+                    .collect(),
+                None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+            };
+            for (key, path) in items {
+                match data.get(&key) {
+                    Some(value) => write_file(&dir.join(path), &value.0, mode)?,
+                    None if optional => {}
+                    None => {
+                        return Err(VolumeError::MissingSecretKey(secret.name.clone(), key));
                     }
+                }
+            }
+        }
+        if let Some(downward) = &source.downward_api {
+            let runtime = super::env::Runtime {
+                pod_ip: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            for item in downward.items.iter().flatten() {
+                let Some(field) = &item.field_ref else {
+                    continue;
                 };
-                if let Some(value) = value {
-                    write_file(&dir.join(&item.path), value.as_bytes(), mode)?;
+                match super::env::field(pod, &field.field_path, &runtime) {
+                    Ok(value) => write_file(&dir.join(&item.path), value.as_bytes(), mode)?,
+                    Err(e) => tracing::debug!(error = %e, "downward API field not projected"),
                 }
             }
         }
