@@ -41,6 +41,8 @@ pub enum ServerError {
     ServiceAccountKey(#[from] JwtError),
     #[error(transparent)]
     Listener(#[from] listener::ListenerError),
+    #[error("the API server's kubelet client: {0}")]
+    KubeletClient(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -126,7 +128,11 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
     let socket = listener::bind(addr).await?;
-    start_node_roles(&config, &api);
+    api.enable_kubelet_proxy(
+        crate::api::handlers::proxy::KubeletClient::new(&pki.ca_pem, &pki.kubelet_client)
+            .map_err(ServerError::KubeletClient)?,
+    );
+    start_node_roles(&config, &api, &pki);
     tracing::info!(
         %addr,
         ready_ms = started.elapsed().as_millis() as u64,
@@ -138,7 +144,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
 }
 
 /// Starts node IPAM and, unless `--disable-agent`, this server's own node.
-fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
+fn start_node_roles(config: &ServerConfig, api: &ApiServer, pki: &pki::Pki) {
     // Node IPAM runs as the node controller's service account, as in
     // kube-controller-manager (its role may patch nodes).
     let ipam_client = crate::client::in_process(
@@ -150,6 +156,22 @@ fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
         tracing::info!("--disable-agent: running the control plane only, without a node");
         return;
     }
+    let kubelet_tls = match pki::kubelet::ensure_serving(
+        &config.data_dir,
+        &config.node_name,
+        &crate::cli::host::hostname(),
+        &[config.advertise_address],
+    ) {
+        Ok(serving) => Some(crate::kubelet::server::ServerTls {
+            ca_pem: pki.ca_pem.clone(),
+            cert_pem: serving.cert_pem,
+            key_pem: serving.key_pem,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "no kubelet serving certificate: the node runs without its kubelet server");
+            None
+        }
+    };
     let user = UserInfo::node(&config.node_name);
     crate::agent::spawn(
         crate::client::in_process(api.router(), user),
@@ -165,6 +187,10 @@ fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            kubelet_port: config.kubelet_port,
+            kubelet_tls,
+            container_log_max_size: config.container_log_max_size,
+            container_log_max_files: config.container_log_max_files,
         },
     );
 }

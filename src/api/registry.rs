@@ -17,6 +17,13 @@ pub enum Subresource {
     /// `serviceaccounts/token`: an `authentication.k8s.io/v1` TokenRequest
     /// returns a signed token.
     Token,
+    /// `pods/log`, `pods/exec`, `pods/attach`, `pods/portforward` and
+    /// `nodes/proxy`: proxied to the node's kubelet (`handlers/proxy.rs`).
+    Log,
+    Exec,
+    Attach,
+    PortForward,
+    Proxy,
 }
 
 impl Subresource {
@@ -28,6 +35,11 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Token => "token",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
+            Subresource::Proxy => "proxy",
         }
     }
 
@@ -40,6 +52,11 @@ impl Subresource {
             Subresource::Binding => Some(("", "v1", "Binding")),
             Subresource::Eviction => Some(("policy", "v1", "Eviction")),
             Subresource::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
+            Subresource::Log => None,
+            Subresource::Exec => Some(("", "v1", "PodExecOptions")),
+            Subresource::Attach => Some(("", "v1", "PodAttachOptions")),
+            Subresource::PortForward => Some(("", "v1", "PodPortForwardOptions")),
+            Subresource::Proxy => Some(("", "v1", "NodeProxyOptions")),
         }
     }
 
@@ -48,6 +65,11 @@ impl Subresource {
         match self {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
             Subresource::Binding | Subresource::Eviction | Subresource::Token => &["create"],
+            Subresource::Log => &["get"],
+            Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
+                &["create", "get"]
+            }
+            Subresource::Proxy => &["create", "delete", "get", "patch", "update"],
         }
     }
 }
@@ -148,7 +170,7 @@ pub fn group_version(group: &str, version: &str) -> String {
     }
 }
 
-use Subresource::{Binding, Eviction, Scale, Status, Token};
+use Subresource::{Attach, Binding, Eviction, Exec, Log, PortForward, Proxy, Scale, Status, Token};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -195,7 +217,7 @@ pub static KINDS: &[KindInfo] = &[
         true,
         &["po"],
         ALL,
-        &[Status, Binding, Eviction]
+        &[Status, Binding, Eviction, Log, Exec, Attach, PortForward]
     ),
     kind!(
         "",
@@ -261,7 +283,7 @@ pub static KINDS: &[KindInfo] = &[
         false,
         &["no"],
         NONE,
-        &[Status]
+        &[Status, Proxy]
     ),
     kind!(
         "",
