@@ -124,6 +124,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         Arc::new(ServerTokenAuthenticator::new(&pki.token)),
         Arc::new(issuer.authenticator(api.objects())),
     ]);
+    let tokens = crate::kubelet::server::InProcessTokens(authenticator.clone());
     let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
@@ -132,7 +133,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         crate::api::handlers::proxy::KubeletClient::new(&pki.ca_pem, &pki.kubelet_client)
             .map_err(ServerError::KubeletClient)?,
     );
-    start_node_roles(&config, &api, &pki);
+    start_node_roles(&config, &api, &pki, tokens);
     tracing::info!(
         %addr,
         ready_ms = started.elapsed().as_millis() as u64,
@@ -144,7 +145,12 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
 }
 
 /// Starts node IPAM and, unless `--disable-agent`, this server's own node.
-fn start_node_roles(config: &ServerConfig, api: &ApiServer, pki: &pki::Pki) {
+fn start_node_roles(
+    config: &ServerConfig,
+    api: &ApiServer,
+    pki: &pki::Pki,
+    tokens: crate::kubelet::server::InProcessTokens,
+) {
     // Node IPAM runs as the node controller's service account, as in
     // kube-controller-manager (its role may patch nodes).
     let ipam_client = crate::client::in_process(
@@ -166,6 +172,7 @@ fn start_node_roles(config: &ServerConfig, api: &ApiServer, pki: &pki::Pki) {
             ca_pem: pki.ca_pem.clone(),
             cert_pem: serving.cert_pem,
             key_pem: serving.key_pem,
+            tokens: Some(tokens),
         }),
         Err(e) => {
             tracing::error!(error = %e, "no kubelet serving certificate: the node runs without its kubelet server");

@@ -38,13 +38,27 @@ use crate::upgrade_proxy::query_pairs;
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The kubelet server's certificates (PEM).
+/// The kubelet server's certificates (PEM), and how it checks tokens.
 #[derive(Debug, Clone)]
 pub struct ServerTls {
     /// Client certificates signed by this CA authenticate.
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// The API server's own token authenticators, on a server's node: the
+    /// in-process equivalent of a TokenReview. Without them tokens are
+    /// sent to the API server in a TokenReview.
+    pub tokens: Option<InProcessTokens>,
+}
+
+/// The API server's token authenticators, shared with its own node.
+#[derive(Clone)]
+pub struct InProcessTokens(pub crate::auth::authn::Authenticator);
+
+impl std::fmt::Debug for InProcessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcessTokens")
+    }
 }
 
 /// What every handler shares.
@@ -155,6 +169,7 @@ pub async fn run(client: kube::Client, cri: Cri, node_name: String, port: u16, t
     tracing::info!(%addr, "kubelet server is listening");
     let gate = Arc::new(auth::Gate::new(
         clients,
+        tls.tokens.map(|t| t.0),
         client.clone(),
         node_name.clone(),
         router(Shared {

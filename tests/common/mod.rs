@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses part of the harness
 
 pub mod https;
+pub mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

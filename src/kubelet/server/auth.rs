@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use super::Failure;
 use crate::auth::UserInfo;
+use crate::auth::authn::{Authenticator, PeerIdentity};
 use crate::auth::x509::CertAuthenticator;
 
 /// What the connection's TLS handshake showed.
@@ -31,6 +32,7 @@ pub enum Peer {
 /// Authenticates and authorizes each request before the router sees it.
 pub struct Gate {
     certs: CertAuthenticator,
+    tokens: Option<Authenticator>,
     client: kube::Client,
     node_name: String,
     router: Router,
@@ -39,12 +41,14 @@ pub struct Gate {
 impl Gate {
     pub fn new(
         certs: CertAuthenticator,
+        tokens: Option<Authenticator>,
         client: kube::Client,
         node_name: String,
         router: Router,
     ) -> Self {
         Gate {
             certs,
+            tokens,
             client,
             node_name,
             router,
@@ -102,6 +106,16 @@ impl Gate {
 
     /// The user a bearer token belongs to, if the API server accepts it.
     async fn review_token(&self, token: &str) -> Result<Option<UserInfo>, Failure> {
+        if let Some(tokens) = &self.tokens {
+            let mut headers = http::HeaderMap::new();
+            let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Failure::new(StatusCode::UNAUTHORIZED, "Unauthorized"))?;
+            headers.insert(http::header::AUTHORIZATION, value);
+            return Ok(tokens
+                .authenticate("/", &mut headers, &PeerIdentity::None)
+                .await
+                .ok());
+        }
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
