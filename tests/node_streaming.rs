@@ -137,7 +137,39 @@ fn logs_exec_cp_attach_and_port_forward_reach_the_pods() {
             "while true; do echo 0123456789012345678901234567890123456789; sleep 0.02; done",
         ],
     );
-    for name in ["web", "shell", "chatty"] {
+    // Two containers; kubectl picks the one the annotation names.
+    let containers = ["a", "b"].map(|c| {
+        serde_json::json!({
+            "name": c,
+            "image": BUSYBOX,
+            "imagePullPolicy": "Never",
+            "command": ["sh", "-c", format!("echo from-{c}; exec sleep 3600")],
+            "env": [{"name": "WHO", "value": c}],
+        })
+    });
+    let duo = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "duo",
+            "namespace": "default",
+            "annotations": {"kubectl.kubernetes.io/default-container": "b"},
+        },
+        "spec": {
+            "nodeName": node.name,
+            "terminationGracePeriodSeconds": 1,
+            "containers": containers,
+        },
+    });
+    let path = node.dir.path().join("duo.json");
+    std::fs::write(&path, duo.to_string()).expect("write the pod");
+    let out = node.kubectl(&["create", "-f", &path.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["web", "shell", "chatty", "duo"] {
         node.wait_for(
             &format!("pod {name} to run"),
             Duration::from_secs(60),
@@ -198,6 +230,22 @@ fn logs_exec_cp_attach_and_port_forward_reach_the_pods() {
         String::from_utf8_lossy(&wrong.stderr).contains("container nope is not valid for pod web"),
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    assert_eq!(node.kubectl_ok(&["logs", "duo"]).as_deref(), Some("from-b"));
+    assert_eq!(
+        node.kubectl_ok(&["logs", "duo", "-c", "a"]).as_deref(),
+        Some("from-a")
+    );
+    assert_eq!(
+        node.kubectl_ok(&["exec", "duo", "--", "sh", "-c", "echo $WHO"])
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        node.kubectl_ok(&["exec", "duo", "-c", "a", "--", "sh", "-c", "echo $WHO"])
+            .as_deref(),
+        Some("a")
     );
 
     // logs -f streams lines written after it started.

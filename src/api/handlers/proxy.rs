@@ -443,3 +443,257 @@ async fn kubelet_error(response: Response) -> ApiStatus {
     };
     ApiStatus::new(code.as_u16(), reason, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ApiConfig, ApiServer};
+    use http_body_util::BodyExt;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    fn admin() -> UserInfo {
+        UserInfo {
+            username: "system:admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            ..UserInfo::default()
+        }
+    }
+
+    async fn call(
+        router: &axum::Router,
+        user: UserInfo,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(user);
+        if !headers.iter().any(|(k, _)| *k == "content-type") {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = req.body(Body::from(body)).unwrap_or_else(|e| panic!("{e}"));
+        let resp = match router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(e) => match e {},
+        };
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    fn pod(name: &str, node: Option<&str>, containers: &[&str]) -> Value {
+        let containers: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({"name": c, "image": "busybox"}))
+            .collect();
+        let mut spec = json!({"containers": containers});
+        if let Some(node) = node {
+            spec["nodeName"] = json!(node);
+        }
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+    }
+
+    #[tokio::test]
+    async fn pod_subresources_are_checked_before_the_kubelet_is_dialed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::store::open(None, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = ApiConfig {
+            cluster_cidr: "10.42.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+            service_cidr: "10.43.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+            cluster_dns: "10.43.0.10".parse().unwrap_or_else(|_| unreachable!()),
+            cluster_domain: "cluster.local".into(),
+            service_node_port_range: (30000, 32767),
+            // Documentation address (RFC 5737): data only, never dialed.
+            advertise_address: "192.0.2.10".parse().unwrap_or_else(|_| unreachable!()),
+            https_port: 6443,
+        };
+        let api = ApiServer::new(store, config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let router = api.router();
+        let pods = "/api/v1/namespaces/default/pods";
+        let sa =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let sas = "/api/v1/namespaces/default/serviceaccounts";
+        call(&router, admin(), "POST", sas, &[], Some(sa)).await;
+        for p in [
+            pod("solo", None, &["main"]),
+            pod("duo", Some("n1"), &["a", "b"]),
+        ] {
+            let (s, v) = call(&router, admin(), "POST", pods, &[], Some(p)).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}});
+        let (s, v) = call(&router, admin(), "POST", "/api/v1/nodes", &[], Some(node)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+
+        let get = |path: String| {
+            let router = router.clone();
+            async move { call(&router, admin(), "GET", &path, &[], None).await }
+        };
+        let (s, v) = get(format!("{pods}/solo/log")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(v["message"], "pod solo does not have a host assigned");
+        let (s, v) = get(format!("{pods}/duo/log")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            v["message"],
+            "a container name must be specified for pod duo, choose one of: [a b]"
+        );
+        let (s, v) = get(format!("{pods}/duo/log?container=c")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(v["message"], "container c is not valid for pod duo");
+        let (s, v) = get(format!("{pods}/missing/log")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        // The node has no address yet: nothing to dial.
+        let (s, v) = get(format!("{pods}/duo/log?container=a")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(
+            v["message"],
+            "node n1 has no InternalIP address to reach its kubelet at"
+        );
+        let status =
+            json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.20"}]}});
+        let patched = call(
+            &router,
+            admin(),
+            "PATCH",
+            "/api/v1/nodes/n1/status",
+            &[("content-type", "application/merge-patch+json")],
+            Some(status),
+        )
+        .await;
+        assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
+        // Without kubelet client credentials the API server cannot proxy.
+        let (s, v) = get(format!("{pods}/duo/log?container=a")).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        let (s, _) = call(
+            &router,
+            admin(),
+            "PUT",
+            &format!("{pods}/duo/log"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+
+        // A WebSocket exec (a GET) needs `create` as well as `get`.
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "exec-get"},
+            "rules": [{"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get"]}]});
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "exec-get"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "exec-get"},
+            "subjects": [{"kind": "User", "name": "getter"}]});
+        let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default";
+        for (path, body) in [
+            (format!("{rbac}/roles"), role),
+            (format!("{rbac}/rolebindings"), binding),
+        ] {
+            let (s, v) = call(&router, admin(), "POST", &path, &[], Some(body)).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let getter = UserInfo::component("getter");
+        let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket")];
+        let exec = format!("{pods}/duo/exec?container=a&command=true&stdout=true");
+        let mut answer = (StatusCode::OK, Value::Null);
+        for _ in 0..50 {
+            answer = call(&router, getter.clone(), "GET", &exec, &upgrade, None).await;
+            if answer.1["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot create resource"))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
+        assert_eq!(
+            answer.1["message"],
+            r#"pods "duo" is forbidden: User "getter" cannot create resource "pods/exec" in API group "" in the namespace "default""#
+        );
+        // A plain GET (no upgrade) passes authorization and reaches the
+        // missing kubelet client.
+        let (s, _) = call(&router, getter, "GET", &exec, &[], None).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    fn ctx(name: &str) -> Ctx {
+        let target = match crate::api::request::route(&format!(
+            "/api/v1/namespaces/default/pods/{name}/exec"
+        )) {
+            crate::api::request::Route::Resource(t) => t,
+            other => panic!("{other:?}"),
+        };
+        Ctx {
+            target,
+            query: crate::api::request::Query::default(),
+            headers: http::HeaderMap::new(),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn kubelet_paths_translate_the_api_parameters() {
+        let p = pod("duo", Some("n1"), &["a", "b"]);
+        let pairs = query_pairs(Some(
+            "container=a&command=sh&command=-c&command=echo+hi&stdin=true&stdout=1&stderr=false&tty=false",
+        ));
+        let (node, path) =
+            pod_location(&p, &ctx("duo"), "exec", &pairs).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(node, "n1");
+        assert_eq!(
+            path,
+            "/exec/default/duo/a?input=1&output=1&command=sh&command=%2Dc&command=echo%20hi"
+        );
+        let pairs = query_pairs(Some(
+            "container=b&follow=true&tailLines=10&sinceTime=2026-11-23T10%3A00%3A00Z",
+        ));
+        let (_, path) =
+            pod_location(&p, &ctx("duo"), "log", &pairs).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            path,
+            "/containerLogs/default/duo/b?follow=true&tailLines=10&sinceTime=2026%2D11%2D23T10%3A00%3A00Z"
+        );
+        let (_, path) = pod_location(
+            &p,
+            &ctx("duo"),
+            "portforward",
+            &query_pairs(Some("ports=8080,9090")),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(path, "/portForward/default/duo?port=8080&port=9090");
+        let mut done = p.clone();
+        done["status"]["phase"] = json!("Succeeded");
+        let err = pod_location(
+            &done,
+            &ctx("duo"),
+            "exec",
+            &query_pairs(Some("container=a")),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("exec into a completed pod"));
+        assert_eq!(
+            err.message,
+            "cannot exec into a container in a completed pod; current phase is Succeeded"
+        );
+    }
+}
