@@ -70,6 +70,25 @@ fn collect(child: &mut Child) -> Arc<Mutex<String>> {
     seen
 }
 
+/// Collects a child's stderr in the background.
+fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    seen
+}
+
 fn text(seen: &Arc<Mutex<String>>) -> String {
     seen.lock().map(|s| s.clone()).unwrap_or_default()
 }
@@ -212,10 +231,13 @@ fn logs_exec_cp_attach_and_port_forward_reach_the_pods() {
         .kubectl_ok(&["logs", "web", "--since=1h"])
         .unwrap_or_default();
     assert!(since.contains("line-0"), "{since}");
-    assert_eq!(
-        node.kubectl_ok(&["logs", "web", "--limit-bytes=6"])
-            .as_deref(),
-        Some("to-std")
+    let limited = node
+        .kubectl_ok(&["logs", "web", "--limit-bytes=6"])
+        .unwrap_or_default();
+    assert_eq!(limited.len(), 6, "{limited:?}");
+    assert!(
+        logs.starts_with(&limited),
+        "{limited:?} does not start {logs:?}"
     );
     let previous = node.kubectl(&["logs", "web", "--previous"]);
     assert!(!previous.status.success());
@@ -374,18 +396,38 @@ fn logs_exec_cp_attach_and_port_forward_reach_the_pods() {
         .spawn()
         .expect("kubectl port-forward");
     let forwarding = collect(&mut forward);
-    let answer = node.wait_for("port-forward to answer", Duration::from_secs(30), || {
-        if !text(&forwarding).contains("Forwarding from") {
-            return None;
-        }
-        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", local_port)).ok()?;
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let complaints = collect_stderr(&mut forward);
+    let fetch = || -> Result<String, String> {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", local_port))
+            .map_err(|e| format!("connect: {e}"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
         tcp.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .ok()?;
+            .map_err(|e| format!("write: {e}"))?;
         let mut reply = String::new();
-        tcp.read_to_string(&mut reply).ok()?;
-        reply.contains("web-page").then_some(reply)
-    });
+        tcp.read_to_string(&mut reply)
+            .map_err(|e| format!("read: {e} after {reply:?}"))?;
+        Ok(reply)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempts = Vec::new();
+    let answer = loop {
+        if text(&forwarding).contains("Forwarding from") {
+            match fetch() {
+                Ok(reply) if reply.contains("web-page") => break reply,
+                Ok(reply) => attempts.push(format!("answered {reply:?}")),
+                Err(e) => attempts.push(e),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port-forward did not answer: {attempts:?}; kubectl said {:?} {:?}; log:\n{}",
+            text(&forwarding),
+            text(&complaints),
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     stop(&mut forward);
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
 

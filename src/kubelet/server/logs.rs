@@ -219,7 +219,17 @@ async fn serve(
 ) -> Result<Response, Failure> {
     let options =
         LogOptions::parse(&query_pairs(req.uri().query())).map_err(Failure::bad_request)?;
-    let sandbox = sandbox(&shared, &namespace, &pod, None).await?;
+    let waiting = || {
+        Failure::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+        ))
+    };
+    // No sandbox yet: the pod is still being set up.
+    let sandbox = match sandbox(&shared, &namespace, &pod, None).await {
+        Ok(s) => s,
+        Err(f) if f.status == http::StatusCode::NOT_FOUND => return Err(waiting()),
+        Err(f) => return Err(f),
+    };
     let all = instances(&shared, &sandbox, &container).await?;
     let chosen = if options.previous {
         all.get(1).ok_or_else(|| {
@@ -228,11 +238,7 @@ async fn serve(
             ))
         })?
     } else {
-        all.first().ok_or_else(|| {
-            Failure::bad_request(format!(
-                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
-            ))
-        })?
+        all.first().ok_or_else(waiting)?
     };
     let status = shared
         .cri
