@@ -31,6 +31,12 @@ pub struct AgentConfig {
     pub control_plane: bool,
     /// Reported as the node's kubelet version.
     pub version: String,
+    /// The kubelet server's port and certificates (no server without them).
+    pub kubelet_port: u16,
+    pub kubelet_tls: Option<kubelet::server::ServerTls>,
+    /// Container log rotation: maximum size in bytes, files kept.
+    pub container_log_max_size: u64,
+    pub container_log_max_files: u32,
 }
 
 /// Starts the node in the background; failures are logged, not returned.
@@ -61,6 +67,10 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
             data_dir: agent_dir,
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,
+            kubelet_port: config.kubelet_port,
+            tls: config.kubelet_tls,
+            log_max_size: config.container_log_max_size,
+            log_max_files: config.container_log_max_files,
         },
     )
     .await

@@ -145,6 +145,7 @@ impl ApiServer {
             token_issuer: std::sync::OnceLock::new(),
             authz,
             services: allocator::ServiceAllocator::new(&config),
+            kubelet: std::sync::OnceLock::new(),
         });
         bootstrap::run(&core).await?;
         crate::auth::rbac::reconcile::run(&core).await?;
@@ -165,6 +166,15 @@ impl ApiServer {
     pub fn enable_token_requests(&self, issuer: Arc<crate::auth::serviceaccount::TokenIssuer>) {
         if self.core.token_issuer.set(issuer).is_err() {
             tracing::warn!("the service-account token issuer was already set");
+        }
+    }
+
+    /// Proxies `pods/log`, `pods/exec`, `pods/attach`, `pods/portforward`
+    /// and `nodes/proxy` to kubelets with `client` (without one they answer
+    /// 503).
+    pub fn enable_kubelet_proxy(&self, client: handlers::proxy::KubeletClient) {
+        if self.core.kubelet.set(Arc::new(client)).is_err() {
+            tracing::warn!("the kubelet client was already set");
         }
     }
 

@@ -5,8 +5,10 @@
 //! node) and to the runtime through CRI.
 
 pub mod lease;
+pub mod log_rotation;
 pub mod node_status;
 pub mod pods;
+pub mod server;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -49,6 +51,14 @@ pub struct KubeletSettings {
     pub data_dir: PathBuf,
     pub cluster_cidr: IpNet,
     pub service_cidr: IpNet,
+    /// The port of the kubelet's HTTPS server (logs, exec, port-forward).
+    pub kubelet_port: u16,
+    /// The kubelet server's certificates; without them it does not start.
+    pub tls: Option<server::ServerTls>,
+    /// Container log rotation: the size a log file may reach, and how many
+    /// files to keep per container.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 /// Registers the node and runs it until the process ends.
@@ -63,6 +73,20 @@ pub async fn run(
     let nodes: Api<Node> = Api::all(client.clone());
     let node = register(&nodes, &settings).await?;
     let node_uid = node.metadata.uid.clone().unwrap_or_default();
+    if let Some(tls) = settings.tls.clone() {
+        tokio::spawn(server::run(
+            client.clone(),
+            cri.clone(),
+            settings.node_name.clone(),
+            settings.kubelet_port,
+            tls,
+        ));
+    }
+    tokio::spawn(log_rotation::run(
+        cri.clone(),
+        settings.log_max_size,
+        settings.log_max_files,
+    ));
     tokio::spawn(lease::run(
         client.clone(),
         settings.node_name.clone(),

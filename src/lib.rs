@@ -22,4 +22,5 @@ pub mod scheduler;
 pub mod server;
 pub mod sim_nodes;
 pub mod store;
+pub mod upgrade_proxy;
 pub mod workqueue;

@@ -12,6 +12,7 @@ pub mod ca;
 pub mod certs;
 pub mod files;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod service_account;
 pub mod token;
 
@@ -94,6 +95,8 @@ pub struct Pki {
     pub serving_sans: Vec<String>,
     /// The service-account token signing key (PKCS#8 PEM, ECDSA P-256).
     pub service_account_key_pem: String,
+    /// The client certificate the API server presents to kubelets.
+    pub kubelet_client: kubelet::CertKey,
 }
 
 /// Where each file lives under `<data-dir>/server/`.
@@ -105,6 +108,8 @@ pub struct Paths {
     pub serving_key: PathBuf,
     pub admin_cert: PathBuf,
     pub admin_key: PathBuf,
+    pub kubelet_client_cert: PathBuf,
+    pub kubelet_client_key: PathBuf,
     pub service_account_key: PathBuf,
     pub token: PathBuf,
 }
@@ -120,6 +125,8 @@ impl Paths {
             serving_key: tls.join("serving-kube-apiserver.key"),
             admin_cert: tls.join("client-admin.crt"),
             admin_key: tls.join("client-admin.key"),
+            kubelet_client_cert: tls.join("client-kube-apiserver-kubelet-client.crt"),
+            kubelet_client_key: tls.join("client-kube-apiserver-kubelet-client.key"),
             service_account_key: tls.join("service.key"),
             token: server.join("token"),
             tls_dir: tls,
@@ -168,6 +175,19 @@ pub fn ensure(params: &PkiParams) -> Result<Pki, PkiError> {
         },
     )?;
 
+    let (kubelet_client_cert, kubelet_client_key) = leaf(
+        &ca,
+        &paths.kubelet_client_cert,
+        &paths.kubelet_client_key,
+        &ca::LeafSpec {
+            common_name: kubelet::KUBELET_CLIENT_USER,
+            organizations: &[],
+            sans: &[],
+            usage: ca::Usage::Client,
+            days: certs::LEAF_DAYS,
+        },
+    )?;
+
     let service_account_key_pem = service_account::load_or_create(&paths.service_account_key)?;
 
     let token = token::ensure(&paths.token, params.token.as_deref(), &ca.cert_pem)?;
@@ -187,6 +207,10 @@ pub fn ensure(params: &PkiParams) -> Result<Pki, PkiError> {
         token,
         serving_sans: sans,
         service_account_key_pem,
+        kubelet_client: kubelet::CertKey {
+            cert_pem: kubelet_client_cert,
+            key_pem: kubelet_client_key,
+        },
     })
 }
 

@@ -42,6 +42,8 @@ pub enum ServerError {
     ServiceAccountKey(#[from] JwtError),
     #[error(transparent)]
     Listener(#[from] listener::ListenerError),
+    #[error("the API server's kubelet client: {0}")]
+    KubeletClient(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -132,11 +134,16 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         Arc::new(ServerTokenAuthenticator::new(&pki.token)),
         Arc::new(issuer.authenticator(api.objects())),
     ]);
+    let tokens = crate::kubelet::server::InProcessTokens(authenticator.clone());
     let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
     let socket = listener::bind(addr).await?;
-    start_node_roles(&config, &api);
+    api.enable_kubelet_proxy(
+        crate::api::handlers::proxy::KubeletClient::new(&pki.ca_pem, &pki.kubelet_client)
+            .map_err(ServerError::KubeletClient)?,
+    );
+    start_node_roles(&config, &api, &pki, tokens);
     tracing::info!(
         %addr,
         ready_ms = started.elapsed().as_millis() as u64,
@@ -174,7 +181,12 @@ fn notify_ready() {
 }
 
 /// Starts node IPAM and, unless `--disable-agent`, this server's own node.
-fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
+fn start_node_roles(
+    config: &ServerConfig,
+    api: &ApiServer,
+    pki: &pki::Pki,
+    tokens: crate::kubelet::server::InProcessTokens,
+) {
     // Node IPAM runs as the node controller's service account, as in
     // kube-controller-manager (its role may patch nodes).
     let ipam_client = crate::client::in_process(
@@ -186,6 +198,23 @@ fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
         tracing::info!("--disable-agent: running the control plane only, without a node");
         return;
     }
+    let kubelet_tls = match pki::kubelet::ensure_serving(
+        &config.data_dir,
+        &config.node_name,
+        &crate::cli::host::hostname(),
+        &[config.advertise_address],
+    ) {
+        Ok(serving) => Some(crate::kubelet::server::ServerTls {
+            ca_pem: pki.ca_pem.clone(),
+            cert_pem: serving.cert_pem,
+            key_pem: serving.key_pem,
+            tokens: Some(tokens),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "no kubelet serving certificate: the node runs without its kubelet server");
+            None
+        }
+    };
     let user = UserInfo::node(&config.node_name);
     crate::agent::spawn(
         crate::client::in_process(api.router(), user),
@@ -201,6 +230,10 @@ fn start_node_roles(config: &ServerConfig, api: &ApiServer) {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            kubelet_port: config.kubelet_port,
+            kubelet_tls,
+            container_log_max_size: config.container_log_max_size,
+            container_log_max_files: config.container_log_max_files,
         },
     );
 }

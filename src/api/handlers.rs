@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod eviction;
 pub mod fields;
+pub mod proxy;
 pub mod read;
 pub mod review;
 pub mod subresource;
@@ -48,6 +49,8 @@ pub struct Core {
     pub authz: Arc<crate::auth::rbac::Authorizer>,
     /// Service ClusterIPs and NodePorts.
     pub services: crate::api::allocator::ServiceAllocator,
+    /// The TLS client for kubelets (`pods/log`, `pods/exec`, ...), once set.
+    pub kubelet: std::sync::OnceLock<Arc<proxy::KubeletClient>>,
 }
 
 impl Core {
@@ -213,6 +216,18 @@ pub async fn dispatch(State(core): State<Arc<Core>>, req: Request) -> Response {
             _ => "resource",
         },
     };
+    if proxy::serves(&target) {
+        let ctx = Ctx {
+            target,
+            query,
+            headers: parts.headers.clone(),
+            user: user_info,
+        };
+        let resp = proxy::serve(&core, parts, ctx, body).await;
+        core.metrics
+            .observe(&labels, resp.status().as_u16(), started.elapsed());
+        return resp;
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return ApiStatus::too_large().into_response(),

@@ -20,6 +20,13 @@ pub enum Subresource {
     /// `namespaces/finalize`: replaces `spec.finalizers` (the namespace
     /// controller removes `kubernetes` from it once the namespace is empty).
     Finalize,
+    /// `pods/log`, `pods/exec`, `pods/attach`, `pods/portforward` and
+    /// `nodes/proxy`: proxied to the node's kubelet (`handlers/proxy.rs`).
+    Log,
+    Exec,
+    Attach,
+    PortForward,
+    Proxy,
 }
 
 impl Subresource {
@@ -32,6 +39,11 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::Token => "token",
             Subresource::Finalize => "finalize",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
+            Subresource::Proxy => "proxy",
         }
     }
 
@@ -44,6 +56,11 @@ impl Subresource {
             Subresource::Binding => Some(("", "v1", "Binding")),
             Subresource::Eviction => Some(("policy", "v1", "Eviction")),
             Subresource::Token => Some(("authentication.k8s.io", "v1", "TokenRequest")),
+            Subresource::Log => None,
+            Subresource::Exec => Some(("", "v1", "PodExecOptions")),
+            Subresource::Attach => Some(("", "v1", "PodAttachOptions")),
+            Subresource::PortForward => Some(("", "v1", "PodPortForwardOptions")),
+            Subresource::Proxy => Some(("", "v1", "NodeProxyOptions")),
         }
     }
 
@@ -53,6 +70,11 @@ impl Subresource {
             Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
             Subresource::Binding | Subresource::Eviction | Subresource::Token => &["create"],
             Subresource::Finalize => &["update"],
+            Subresource::Log => &["get"],
+            Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
+                &["create", "get"]
+            }
+            Subresource::Proxy => &["create", "delete", "get", "patch", "update"],
         }
     }
 }
@@ -153,7 +175,9 @@ pub fn group_version(group: &str, version: &str) -> String {
     }
 }
 
-use Subresource::{Binding, Eviction, Finalize, Scale, Status, Token};
+use Subresource::{
+    Attach, Binding, Eviction, Exec, Finalize, Log, PortForward, Proxy, Scale, Status, Token,
+};
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -200,7 +224,7 @@ pub static KINDS: &[KindInfo] = &[
         true,
         &["po"],
         ALL,
-        &[Status, Binding, Eviction]
+        &[Status, Binding, Eviction, Log, Exec, Attach, PortForward]
     ),
     kind!(
         "",
@@ -266,7 +290,7 @@ pub static KINDS: &[KindInfo] = &[
         false,
         &["no"],
         NONE,
-        &[Status]
+        &[Status, Proxy]
     ),
     kind!(
         "",

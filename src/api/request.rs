@@ -80,6 +80,8 @@ pub fn route(path: &str) -> Route {
             resource(plural, Some(ns), tail.first(), tail.get(1))
         }
         [plural, tail @ ..] if tail.len() <= 2 => resource(plural, None, tail.first(), tail.get(1)),
+        // `nodes/<name>/proxy/<path...>`: the path goes to the kubelet.
+        [plural, name, "proxy", ..] => resource(plural, None, Some(name), Some(&"proxy")),
         _ => Route::NotFound,
     }
 }

@@ -93,6 +93,15 @@ pub struct ServerArgs {
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
+    /// Port of the node's kubelet HTTPS server (logs, exec, port-forward) [default: 10250]
+    #[arg(long, env = "SKIFF_KUBELET_PORT", value_name = "PORT")]
+    pub kubelet_port: Option<String>,
+    /// Size at which a container's log file is rotated, e.g. 10Mi [default: 10Mi]
+    #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_SIZE", value_name = "SIZE")]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the live one included (at least 2) [default: 5]
+    #[arg(long, env = "SKIFF_CONTAINER_LOG_MAX_FILES", value_name = "COUNT")]
+    pub container_log_max_files: Option<String>,
     /// How long a node may go without a heartbeat before it is marked Unknown and tainted, e.g. 40s or 2m [default: 40s]
     #[arg(long, env = "SKIFF_NODE_MONITOR_GRACE_PERIOD", value_name = "DURATION")]
     pub node_monitor_grace_period: Option<String>,
@@ -127,6 +136,9 @@ pub const FLAGS: &[&str] = &[
     "disable-agent",
     "node-name",
     "container-runtime-endpoint",
+    "kubelet-port",
+    "container-log-max-size",
+    "container-log-max-files",
     "log-level",
 ];
 
@@ -151,6 +163,10 @@ pub struct ServerConfig {
     pub disable_agent: bool,
     pub node_name: String,
     pub container_runtime_endpoint: Option<PathBuf>,
+    pub kubelet_port: u16,
+    /// Bytes at which a container log file is rotated.
+    pub container_log_max_size: u64,
+    pub container_log_max_files: u32,
     pub node_monitor_grace_period: std::time::Duration,
     pub terminated_pod_gc_threshold: usize,
     pub pod_gc_orphan_quarantine: std::time::Duration,
@@ -282,6 +298,17 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     );
     let container_runtime_endpoint =
         (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
+    let kubelet_port = checks::port(&pick("kubelet-port", &args.kubelet_port, "10250"))?;
+    let container_log_max_size = checks::size(&pick(
+        "container-log-max-size",
+        &args.container_log_max_size,
+        "10Mi",
+    ))?;
+    let container_log_max_files = checks::log_files(&pick(
+        "container-log-max-files",
+        &args.container_log_max_files,
+        "5",
+    ))?;
     let node_monitor_grace_period = checks::duration(&pick(
         "node-monitor-grace-period",
         &args.node_monitor_grace_period,
@@ -335,6 +362,9 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         disable_agent,
         node_name,
         container_runtime_endpoint,
+        kubelet_port,
+        container_log_max_size,
+        container_log_max_files,
         node_monitor_grace_period,
         terminated_pod_gc_threshold,
         pod_gc_orphan_quarantine,

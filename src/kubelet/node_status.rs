@@ -124,7 +124,9 @@ pub fn observe(
             ..Default::default()
         }),
         daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {
-            kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint { port: 10250 }),
+            kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint {
+                port: i32::from(settings.kubelet_port),
+            }),
         }),
         ..Default::default()
     }

@@ -8,7 +8,9 @@
 //! mounts under the data dir (volumes, tmpfs emptyDirs) and the network
 //! namespaces the CNI created (unmounted, removed), the `skiff0` bridge,
 //! skiff's iptables chains and its unreachable routes
-//! (`skiff::net::cleanup`). No test traffic leaves the machine.
+//! (`skiff::net::cleanup`). No test traffic leaves the machine. Run these
+//! tests under the host-wide lock (`flock /tmp/skiff-node-e2e.lock`): node
+//! tests share the bridge and the SKIFF-* chains.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ pub const CLUSTER_DNS: &str = "10.243.0.10";
 pub const BUSYBOX: &str = "docker.io/skiff/busybox:1.35.0";
 
 /// The image tarballs, built once per target dir.
-fn images() -> PathBuf {
+pub fn images() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skiff-images");
     if dir.join("pause.tar").exists() && dir.join("busybox.tar").exists() {
         return dir;
@@ -52,12 +54,22 @@ pub struct Node {
     pub log: PathBuf,
     pub name: String,
     pub port: u16,
+    /// The kubelet server's port (a free one, so node tests can share the
+    /// host).
+    pub kubelet_port: u16,
+    /// More `skiff server` flags, given at every launch.
+    extra: Vec<String>,
     pub child: std::sync::Mutex<Option<Child>>,
     pub netns_before: BTreeSet<String>,
 }
 
 impl Node {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a node with more `skiff server` flags.
+    pub fn start_with(extra: &[&str]) -> Self {
         for (binary, package) in [
             ("containerd", "containerd"),
             ("runc", "runc"),
@@ -91,6 +103,8 @@ impl Node {
             log,
             name,
             port: free_port(),
+            kubelet_port: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: std::sync::Mutex::new(None),
             netns_before: netns(),
             dir,
@@ -121,6 +135,8 @@ impl Node {
             .arg(format!("--service-cidr={SERVICE_CIDR}"))
             .arg(format!("--cluster-dns={CLUSTER_DNS}"))
             .arg("--log-level=info,skiff=debug")
+            .arg(format!("--kubelet-port={}", self.kubelet_port))
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone the log"))
             .stderr(log_file)
@@ -144,13 +160,20 @@ impl Node {
         self.launch();
     }
 
-    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
+    /// A kubectl command for this node's cluster (stdin, stdout and stderr
+    /// left to the caller).
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--request-timeout=20s")
             .args(args)
-            .env_remove("KUBECONFIG")
+            .env_remove("KUBECONFIG");
+        cmd
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        self.kubectl_command(args)
             .stdin(Stdio::null())
             .output()
             .expect("run kubectl")

@@ -291,6 +291,12 @@ pub static ROLES: &[RoleDef] = &[
             res(READ, &["node.k8s.io"], &["runtimeclasses"]),
         ],
     ),
+    cluster_role("system:kubelet-api-admin",
+        &[
+            res(&["get", "list", "watch", "proxy"], CORE, &["nodes"]),
+            res(&["*"], CORE, &["nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log"]),
+        ],
+    ),
     cluster_role("system:node-proxier",
         &[
             res(&["list", "watch"], CORE, &["services", "endpoints"]),
@@ -580,6 +586,9 @@ pub static BINDINGS: &[BindingDef] = &[
     cluster_binding("system:volume-scheduler", "system:volume-scheduler",
         &[Who::User("system:kube-scheduler")]),
     cluster_binding("system:node", "system:node", &[Who::Group("system:nodes")]),
+    // The API server's client certificate at kubelets (pods/log, exec, ...).
+    cluster_binding("system:kubelet-api-admin", "system:kubelet-api-admin",
+        &[Who::User("kube-apiserver-kubelet-client")]),
     cluster_binding("system:controller:clusterrole-aggregation-controller", "system:controller:clusterrole-aggregation-controller",
         &[Who::Sa("kube-system", "clusterrole-aggregation-controller")]),
     cluster_binding("system:controller:cronjob-controller", "system:controller:cronjob-controller",

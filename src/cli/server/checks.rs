@@ -65,6 +65,41 @@ pub(super) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
     }
 }
 
+/// A size in bytes such as `10Mi`, `512Ki`, `1G` or `1048576` (at least
+/// 1Ki), as the kubelet's `containerLogMaxSize`.
+pub(super) fn size(raw: &Raw) -> Result<u64, ConfigError> {
+    let bad = || raw.invalid("use a size such as 10Mi, 512Ki or 1Gi (at least 1Ki)");
+    let text = raw.value.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1000,
+        "M" => 1000_u64.pow(2),
+        "G" => 1000_u64.pow(3),
+        "Ki" => 1024,
+        "Mi" => 1024_u64.pow(2),
+        "Gi" => 1024_u64.pow(3),
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(factor) {
+        Some(bytes) if bytes >= 1024 => Ok(bytes),
+        _ => Err(bad()),
+    }
+}
+
+/// How many log files to keep per container: at least 2 (the live one and
+/// one rotated), as the kubelet requires.
+pub(super) fn log_files(raw: &Raw) -> Result<u32, ConfigError> {
+    match raw.value.trim().parse::<u32>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(raw.invalid("give a whole number of at least 2")),
+    }
+}
+
 /// A duration such as `40s`, `2m`, `1h30m` or `500ms` (at least a second).
 pub(super) fn duration(raw: &Raw) -> Result<std::time::Duration, ConfigError> {
     let bad = || raw.invalid("use a duration such as 40s, 2m or 1m30s (at least 1s)");
@@ -200,6 +235,23 @@ mod tests {
         );
         assert!(port_range(&raw("service-node-port-range", "0-10")).is_err());
         assert!(port_range(&raw("service-node-port-range", "5-4")).is_err());
+    }
+
+    #[test]
+    fn sizes_and_log_file_counts() {
+        let s = |v: &str| size(&raw("container-log-max-size", v)).ok();
+        assert_eq!(s("10Mi"), Some(10 * 1024 * 1024));
+        assert_eq!(s("1k"), None);
+        assert_eq!(s("2K"), Some(2000));
+        assert_eq!(s("4096"), Some(4096));
+        assert_eq!(s("1Gi"), Some(1 << 30));
+        assert_eq!(s("10MB"), None);
+        assert_eq!(s("Mi"), None);
+        assert_eq!(s("99999999999999999999Gi"), None);
+        let n = |v: &str| log_files(&raw("container-log-max-files", v)).ok();
+        assert_eq!(n("5"), Some(5));
+        assert_eq!(n("1"), None);
+        assert_eq!(n("x"), None);
     }
 
     #[test]
