@@ -63,8 +63,15 @@ pub fn start(router: Router, ca_pem: &str, node_grace: std::time::Duration) {
 
     crate::scheduler::start(
         in_process(router.clone(), UserInfo::component("system:kube-scheduler")),
-        pods.clone(),
-        nodes.clone(),
+        crate::scheduler::Informers {
+            pods: pods.clone(),
+            nodes: nodes.clone(),
+            namespaces: namespaces.clone(),
+            services: services.clone(),
+            replicasets: replicasets.clone(),
+            statefulsets: Informer::start(Api::all(informers_client.clone())),
+            pdbs: Informer::start(Api::all(informers_client.clone())),
+        },
     );
     let leases = Informer::start(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
