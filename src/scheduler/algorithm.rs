@@ -113,8 +113,7 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// Upstream's FitError text: per-reason node counts, sorted by reason,
-    /// then `post_filter` (what preemption said) if any.
+    /// Upstream's FitError text: per-reason node counts, then `post_filter` (what preemption said) if any.
     pub fn message(&self, post_filter: &str) -> String {
         if self.total == 0 {
             return "no nodes available to schedule pods".to_string();
@@ -132,17 +131,16 @@ impl Diagnosis {
     }
 }
 
-/// `N reason` per distinct reason, sorted by reason, comma-separated.
+/// `N reason` per distinct reason, comma-separated, sorted as strings (as
+/// upstream's `sortReasonsHistogram`, so by count first).
 pub fn histogram(reasons: impl Iterator<Item = String>) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in reasons {
         *counts.entry(r).or_default() += 1;
     }
-    counts
-        .iter()
-        .map(|(r, n)| format!("{n} {r}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut listed: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    listed.sort();
+    listed.join(", ")
 }
 
 /// The best node for `pod`, or why there is none.
@@ -183,11 +181,12 @@ pub fn scores(pod: &PodInfo, feasible: &[&NodeInfo], cache: &Cache, ctx: &Contex
     let mut totals = vec![0i64; n];
     let mut taints = Vec::with_capacity(n);
     let mut node_affinity = Vec::with_capacity(n);
+    let images = score::pod_images(&pod.pod);
     for (i, info) in feasible.iter().enumerate() {
         let requested = info.usage.non_zero.plus(pod.non_zero);
         totals[i] += score::resources(info.allocatable, requested);
         totals[i] +=
-            Weights::IMAGE_LOCALITY * score::image_locality(&pod.pod, info, cache, total_nodes);
+            Weights::IMAGE_LOCALITY * score::image_locality(&images, info, cache, total_nodes);
         taints.push(score::intolerable_taints(&pod.pod, &info.taints));
         node_affinity.push(match info.node.as_deref() {
             Some(node) => score::preferred_node_affinity(&pod.pod, node),

@@ -94,6 +94,9 @@ pub fn preferred_node_affinity(pod: &Pod, node: &Node) -> i64 {
                 .as_deref()
         })
         .unwrap_or(&[]);
+    if terms.is_empty() {
+        return 0;
+    }
     let empty = Default::default();
     let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     let name = node.metadata.name.clone().unwrap_or_default();
@@ -117,31 +120,40 @@ const MB: i64 = 1024 * 1024;
 const IMAGE_MIN: i64 = 23 * MB;
 const IMAGE_MAX_PER_CONTAINER: i64 = 1000 * MB;
 
-/// ImageLocality: the sizes of the pod's images already on the node, each
+/// The pod's images (init containers and containers), normalised.
+pub fn pod_images(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
+        .map(|c| normalized_image(c.image.as_deref().unwrap_or_default()))
+        .collect()
+}
+
+/// ImageLocality: the sizes of the pod's `images` already on the node, each
 /// scaled by the share of nodes that have it, mapped between 23 MB and
 /// 1000 MB per container onto 0..=100.
-pub fn image_locality(pod: &Pod, info: &NodeInfo, cache: &Cache, total_nodes: usize) -> i64 {
-    let Some(spec) = pod.spec.as_ref() else {
-        return 0;
-    };
-    let containers: Vec<_> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .collect();
-    if containers.is_empty() || total_nodes == 0 {
+pub fn image_locality(
+    images: &[String],
+    info: &NodeInfo,
+    cache: &Cache,
+    total_nodes: usize,
+) -> i64 {
+    if images.is_empty() || total_nodes == 0 || info.images.is_empty() {
         return 0;
     }
     let mut sum = 0i64;
-    for c in &containers {
-        let image = normalized_image(c.image.as_deref().unwrap_or_default());
-        if let Some(size) = info.images.get(&image) {
-            let spread = cache.image_spread(&image) as f64 / total_nodes as f64;
+    for image in images {
+        if let Some(size) = info.images.get(image) {
+            let spread = cache.image_spread(image) as f64 / total_nodes as f64;
             sum += (*size as f64 * spread) as i64;
         }
     }
-    let max = IMAGE_MAX_PER_CONTAINER * containers.len() as i64;
+    let max = IMAGE_MAX_PER_CONTAINER * images.len() as i64;
     let sum = sum.clamp(IMAGE_MIN, max);
     100 * (sum - IMAGE_MIN) / (max - IMAGE_MIN)
 }
@@ -166,6 +178,8 @@ pub fn normalize(scores: &mut [i64], reverse: bool) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn r(cpu_milli: i128, memory: i128) -> Resources {
@@ -251,5 +265,33 @@ mod tests {
                 ]}}}}))
         .expect("pod");
         assert_eq!(preferred_node_affinity(&pod, &node), 16);
+    }
+
+    #[test]
+    fn image_locality_scales_by_size_and_spread() {
+        let node = |name: &str, images: serde_json::Value| -> Node {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name},
+                "status": {"images": images}}))
+            .expect("node")
+        };
+        let big = serde_json::json!([{"names": ["registry/app:1"], "sizeBytes": 500 * MB}]);
+        let mut cache = Cache::default();
+        cache.set_node(Arc::new(node("a", big.clone())));
+        cache.set_node(Arc::new(node("b", big)));
+        cache.set_node(Arc::new(node("c", serde_json::json!([]))));
+        let images = vec!["registry/app:1".to_string()];
+        let a = cache.node("a").expect("a");
+        // 500 MB on 2 of 3 nodes: 333 MB counted, (333 - 23) / (1000 - 23).
+        assert_eq!(image_locality(&images, a, &cache, 3), 31);
+        assert_eq!(
+            image_locality(&images, cache.node("c").expect("c"), &cache, 3),
+            0
+        );
+        assert_eq!(normalized_image("busybox"), "busybox:latest");
+        assert_eq!(
+            normalized_image("localhost:5000/busybox"),
+            "localhost:5000/busybox:latest"
+        );
+        assert_eq!(normalized_image("busybox@sha256:ab"), "busybox@sha256:ab");
     }
 }

@@ -274,6 +274,11 @@ impl SimNodes {
     /// Starts `count` simulated nodes (`sim-0`, `sim-1`, ...) and waits until
     /// they are all registered.
     pub fn start(server: &TestServer, count: u16) -> Self {
+        Self::start_named(server, count, "sim-")
+    }
+
+    /// Like [`SimNodes::start`], with node names `prefix0`, `prefix1`, ...
+    pub fn start_named(server: &TestServer, count: u16, prefix: &str) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -284,13 +289,16 @@ impl SimNodes {
             .arg("--kubeconfig")
             .arg(&server.kubeconfig)
             .arg(format!("--count={count}"))
+            .arg(format!("--name-prefix={prefix}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
             .spawn()
             .expect("start skiff sim-nodes");
         let sim = SimNodes { child };
-        let names = (0..count).map(|i| format!("sim-{i}")).collect::<Vec<_>>();
+        let names = (0..count)
+            .map(|i| format!("{prefix}{i}"))
+            .collect::<Vec<_>>();
         eventually(READY_TIMEOUT, "simulated nodes registered", || {
             let out = server.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
