@@ -395,36 +395,38 @@ impl Scheduler {
             let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
             let name = pod.metadata.name.as_deref().unwrap_or_default();
             let pods: kube::Api<Pod> = kube::Api::namespaced(self.client.clone(), namespace);
-            if !victim.terminating() {
-                let mut conditions: Vec<serde_json::Value> = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .filter(|c| c.type_ != "DisruptionTarget")
-                    .filter_map(|c| serde_json::to_value(c).ok())
-                    .collect();
-                conditions.push(serde_json::json!({
-                    "type": "DisruptionTarget", "status": "True",
-                    "reason": preemption::REASON,
-                    "message": format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"),
-                    "lastTransitionTime": now_seconds(),
-                }));
-                let patch = serde_json::json!({"status": {"conditions": conditions}});
-                if let Err(e) = pods
-                    .patch_status(name, &Default::default(), &kube::api::Patch::Merge(&patch))
-                    .await
-                {
-                    tracing::debug!(pod = %victim.key, error = %e, "setting DisruptionTarget failed");
-                }
-                match pods.delete(name, &Default::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => {
-                        tracing::warn!(pod = %victim.key, error = %e, "deleting a preemption victim failed");
-                        continue;
-                    }
+            // Already on its way out (an earlier preemption): nothing to add.
+            if victim.terminating() {
+                continue;
+            }
+            let mut conditions: Vec<serde_json::Value> = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|c| c.type_ != "DisruptionTarget")
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect();
+            conditions.push(serde_json::json!({
+                "type": "DisruptionTarget", "status": "True",
+                "reason": preemption::REASON,
+                "message": format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"),
+                "lastTransitionTime": now_seconds(),
+            }));
+            let patch = serde_json::json!({"status": {"conditions": conditions}});
+            if let Err(e) = pods
+                .patch_status(name, &Default::default(), &kube::api::Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(pod = %victim.key, error = %e, "setting DisruptionTarget failed");
+            }
+            match pods.delete(name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(pod = %victim.key, error = %e, "deleting a preemption victim failed");
+                    continue;
                 }
             }
             tracing::info!(preemptor = %preemptor.key, victim = %victim.key, node = %candidate.node, "preempted");

@@ -420,3 +420,72 @@ fn decrement(counts: &mut HashMap<String, usize>, key: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scheduler::testing::{info, node, on, pod, requests};
+
+    fn used(cache: &Cache, node: &str) -> (i128, i128) {
+        let n = cache.node(node).expect("node");
+        (n.usage.pods, n.usage.requested.cpu_milli)
+    }
+
+    #[test]
+    fn bound_pods_add_up_and_leave_when_finished_or_deleted() {
+        let mut cache = Cache::default();
+        cache.set_node(Arc::new(node("n0", json!({}))));
+        let p = on(pod("a", json!({}), requests("250m")), "n0");
+        cache.update_pod(Arc::new(p.clone()));
+        cache.update_pod(Arc::new(on(pod("b", json!({}), requests("500m")), "n0")));
+        assert_eq!(used(&cache, "n0"), (2, 750));
+        // An update replaces, it does not add.
+        cache.update_pod(Arc::new(p.clone()));
+        assert_eq!(used(&cache, "n0"), (2, 750));
+        let mut done = p.clone();
+        done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).expect("status"));
+        cache.update_pod(Arc::new(done));
+        assert_eq!(used(&cache, "n0"), (1, 500));
+        cache.remove_pod("default/b");
+        assert_eq!(used(&cache, "n0"), (0, 0));
+    }
+
+    #[test]
+    fn an_assumed_pod_counts_until_the_watch_shows_it_bound() {
+        let mut cache = Cache::default();
+        cache.set_node(Arc::new(node("n0", json!({}))));
+        let p = pod("a", json!({}), requests("1"));
+        cache.assume(info(&p), "n0");
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+        // A stale event of the pod still unbound does not undo the assumption.
+        cache.update_pod(Arc::new(p.clone()));
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+        cache.update_pod(Arc::new(on(p.clone(), "n0")));
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+        // Once bound, forgetting the assumption changes nothing.
+        cache.forget_assumed("default/a");
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+
+        let q = pod("q", json!({}), requests("1"));
+        cache.assume(info(&q), "n0");
+        cache.forget_assumed("default/q");
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+    }
+
+    #[test]
+    fn a_rebuild_keeps_assumed_pods_that_still_exist() {
+        let mut cache = Cache::default();
+        let n = Arc::new(node("n0", json!({})));
+        cache.set_node(n.clone());
+        let kept = pod("kept", json!({}), requests("1"));
+        let gone = pod("gone", json!({}), requests("1"));
+        cache.assume(info(&kept), "n0");
+        cache.assume(info(&gone), "n0");
+        cache.rebuild(&[n], &[Arc::new(kept)]);
+        assert_eq!(used(&cache, "n0"), (1, 1000));
+        assert!(cache.is_placed("default/kept"));
+        assert!(!cache.is_placed("default/gone"));
+    }
+}
