@@ -45,6 +45,10 @@ pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// How often unschedulable pods are retried even if nothing changed.
 const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(60);
 
+/// When to retry a pod whose failed attempt overlapped a change that may
+/// have freed room.
+const RETRY_AFTER_CHANGE: Duration = Duration::from_secs(1);
+
 /// Why one scheduling attempt failed (the pod is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -87,6 +91,9 @@ struct State {
     /// The last FailedScheduling message per pod, so that a retry that fails
     /// the same way does not record the same event again.
     last_failure: HashMap<String, String>,
+    /// How many times the unschedulable pods were moved back to the queue:
+    /// an attempt that overlapped a move must not park its pod.
+    flushes: u64,
 }
 
 struct Scheduler {
@@ -140,7 +147,11 @@ impl Scheduler {
 
     /// Moves every unschedulable pod back to the queue.
     fn flush_unschedulable(&self) {
-        let keys: Vec<String> = self.state().unschedulable.drain().collect();
+        let keys: Vec<String> = {
+            let mut state = self.state();
+            state.flushes += 1;
+            state.unschedulable.drain().collect()
+        };
         for key in keys {
             self.queue.add(key);
         }
@@ -313,6 +324,7 @@ impl Scheduler {
         if self.cache().is_placed(key) {
             return Ok(());
         }
+        let flushes = self.state().flushes;
         let info = PodInfo::new(pod.clone());
         let ctx = self.context(&pod);
         let decision = {
@@ -341,14 +353,23 @@ impl Scheduler {
                 Ok(())
             }
             Err(diagnosis) => {
-                self.unschedulable(&info, &ctx, &diagnosis).await;
+                self.unschedulable(&info, &ctx, &diagnosis, flushes).await;
                 Ok(())
             }
         }
     }
 
     /// A pod that fits nowhere: try preemption, then say why it waits.
-    async fn unschedulable(&self, pod: &Arc<PodInfo>, ctx: &Context, diagnosis: &Diagnosis) {
+    /// `flushes` is the count when the attempt started: if something freed
+    /// room since (a victim went, say), the pod is tried again shortly
+    /// instead of waiting for the next change.
+    async fn unschedulable(
+        &self,
+        pod: &Arc<PodInfo>,
+        ctx: &Context,
+        diagnosis: &Diagnosis,
+        flushes: u64,
+    ) {
         let key = pod.key.clone();
         let budgets = self.budgets();
         let outcome = {
@@ -369,7 +390,11 @@ impl Scheduler {
         };
         let repeated = {
             let mut state = self.state();
-            state.unschedulable.insert(key.clone());
+            if state.flushes == flushes {
+                state.unschedulable.insert(key.clone());
+            } else {
+                self.queue.add_after(key.clone(), RETRY_AFTER_CHANGE);
+            }
             state.last_failure.insert(key.clone(), message.clone()) == Some(message.clone())
         };
         let nominated_now = pod
