@@ -17,6 +17,7 @@ Usage: scripts/bench-density.sh (builds the release binary and runs this).
 """
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -79,7 +80,6 @@ class PodWatch(threading.Thread):
         self.ready = threading.Event()
 
     def run(self):
-        import http.client
         conn = http.client.HTTPSConnection("127.0.0.1", self.client.port, context=self.client.ctx)
         conn.request("GET", "/api/v1/pods?watch=true", headers={"Accept": "application/json"})
         resp = conn.getresponse()
@@ -104,7 +104,10 @@ class PodWatch(threading.Thread):
                     self.running.setdefault(key, now)
 
 
-def deployment(name, replicas):
+def deployment(name, replicas, held=False):
+    spec = {"containers": [{"name": "c", "image": "busybox"}]}
+    if held:
+        spec["nodeSelector"] = {"bench-density": "go"}
     return json.dumps({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name},
@@ -113,7 +116,7 @@ def deployment(name, replicas):
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                "spec": spec,
             },
         },
     })
@@ -139,6 +142,9 @@ def main():
     p.add_argument("--interval", type=float, default=0.2,
                    help="seconds between Deployment creates (default 0.2)")
     p.add_argument("--timeout", type=float, default=180)
+    p.add_argument("--held", action="store_true",
+                   help="create every pod first with a nodeSelector no node matches, then label "
+                        "the nodes: measures the scheduler alone on a full queue")
     args = p.parse_args()
 
     total = args.nodes * args.pods_per_node
@@ -196,9 +202,28 @@ def main():
                 time.sleep(delay)
             status, _, data = client.call(
                 "POST", "/apis/apps/v1/namespaces/default/deployments",
-                deployment("density-%02d" % i, per_deployment))
+                deployment("density-%02d" % i, per_deployment, args.held))
             if status != 201:
                 raise RuntimeError("creating a Deployment: %s %s" % (status, data[:200]))
+        if args.held:
+            while True:
+                with watch.lock:
+                    seen = len(watch.created)
+                if seen >= total:
+                    break
+                if time.perf_counter() - start > args.timeout:
+                    raise RuntimeError("only %d of %d pods were created" % (seen, total))
+                time.sleep(0.1)
+            released = time.perf_counter()
+            label = json.dumps({"metadata": {"labels": {"bench-density": "go"}}})
+            for i in range(args.nodes):
+                conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=30)
+                conn.request("PATCH", "/api/v1/nodes/sim-%d" % i, body=label,
+                             headers={"Content-Type": "application/merge-patch+json"})
+                conn.getresponse().read()
+                conn.close()
+            print("pods created in %.1f s; nodes labelled in %.1f s" % (
+                released - start, time.perf_counter() - released), file=sys.stderr)
         while True:
             with watch.lock:
                 done = len(watch.running)
