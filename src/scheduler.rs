@@ -1,35 +1,56 @@
 //! The scheduler: binds each pending pod (empty `spec.nodeName`,
 //! `schedulerName: default-scheduler`) to the best node that passes the
-//! filters (`filters.rs`), by score (`score.rs`), through `pods/binding`.
+//! filters, by score (`algorithm.rs`), through `pods/binding`.
 //!
-//! Pods that fit nowhere get a `FailedScheduling` event in upstream's words
-//! and wait in an unschedulable set until a node or a pod changes in a way
-//! that may free room; then they are tried again. A pod just bound counts on
-//! its node ("assumed") until the watch shows it bound, so two pods are never
-//! placed on the last free slot.
+//! Decisions read an incremental cache of nodes and the pods on them
+//! (`cache.rs`), fed by the shared pod and node informers; a pod just bound
+//! is assumed on its node at once and bound in the background, so the next
+//! decision can start while the binding is written. Pods that fit nowhere
+//! may preempt lower-priority pods (`preemption.rs`); otherwise, or after
+//! preempting, they get a `FailedScheduling` event in upstream's words and
+//! wait in an unschedulable set until a node or a pod changes in a way that
+//! may free room; then they are tried again.
 
+pub mod algorithm;
+pub mod cache;
 pub mod filters;
+pub mod interpod;
+pub mod preemption;
 pub mod resources;
 pub mod score;
+pub mod selector;
+pub mod spread;
+#[cfg(test)]
+mod testing;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Binding, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 
 use crate::informer::{Change, Informer};
 use crate::workqueue::{self, WorkQueue};
-use filters::{NodeUsage, Unfit};
-use resources::Resources;
+use algorithm::{Context, Diagnosis};
+use cache::{Cache, PodInfo};
+use preemption::{Budget, Candidate};
+use selector::Selector;
 
 /// The scheduler name this scheduler serves.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
 /// How often unschedulable pods are retried even if nothing changed.
 const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(60);
+
+/// When to retry a pod whose failed attempt overlapped a change that may
+/// have freed room.
+const RETRY_AFTER_CHANGE: Duration = Duration::from_secs(1);
 
 /// Why one scheduling attempt failed (the pod is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -38,40 +59,53 @@ pub enum ScheduleError {
     Bind(kube::Error),
 }
 
+/// The shared informers the scheduler reads.
+pub struct Informers {
+    pub pods: Arc<Informer<Pod>>,
+    pub nodes: Arc<Informer<Node>>,
+    pub namespaces: Arc<Informer<Namespace>>,
+    /// Services, ReplicaSets and StatefulSets select the pods the default
+    /// spreading constraints count.
+    pub services: Arc<Informer<Service>>,
+    pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub statefulsets: Arc<Informer<StatefulSet>>,
+    pub pdbs: Arc<Informer<PodDisruptionBudget>>,
+    /// The claims and classes the VolumeBinding check reads.
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
+    pub classes: Arc<Informer<StorageClass>>,
+}
+
 /// Starts the scheduler as `system:kube-scheduler` against the in-process
-/// API `router`, with pod and node informers of its own.
+/// API `router`, with informers of its own (it runs under its own lease,
+/// apart from the controllers).
 pub fn start_in_process(router: axum::Router) {
     let client = crate::client::in_process(
         router,
         crate::auth::UserInfo::component("system:kube-scheduler"),
     );
-    let pods = Informer::start(kube::Api::<Pod>::all(client.clone()));
-    let nodes = Informer::start(kube::Api::<Node>::all(client.clone()));
-    let claims = Informer::start(kube::Api::all(client.clone()));
-    let classes = Informer::start(kube::Api::all(client.clone()));
-    start(client, pods, nodes, Volumes { claims, classes });
+    let api = || client.clone();
+    let informers = Informers {
+        pods: Informer::start(kube::Api::all(api())),
+        nodes: Informer::start(kube::Api::all(api())),
+        namespaces: Informer::start(kube::Api::all(api())),
+        services: Informer::start(kube::Api::all(api())),
+        replicasets: Informer::start(kube::Api::all(api())),
+        statefulsets: Informer::start(kube::Api::all(api())),
+        pdbs: Informer::start(kube::Api::all(api())),
+        claims: Informer::start(kube::Api::all(api())),
+        classes: Informer::start(kube::Api::all(api())),
+    };
+    start(client, informers);
     tracing::info!("scheduler started");
 }
 
-/// The claims and classes the VolumeBinding check reads.
-pub struct Volumes {
-    pub claims: Arc<Informer<PersistentVolumeClaim>>,
-    pub classes: Arc<Informer<StorageClass>>,
-}
-
 /// Starts the scheduler on the given informers.
-pub fn start(
-    client: Client,
-    pods: Arc<Informer<Pod>>,
-    nodes: Arc<Informer<Node>>,
-    volumes: Volumes,
-) {
+pub fn start(client: Client, informers: Informers) {
     let scheduler = Arc::new(Scheduler {
         client,
-        pods,
-        nodes,
-        volumes,
+        informers,
         queue: WorkQueue::new(),
+        cache: std::sync::Mutex::new(Cache::default()),
         state: std::sync::Mutex::new(State::default()),
     });
     tokio::spawn(scheduler.clone().watch_pods());
@@ -85,19 +119,19 @@ pub fn start(
 struct State {
     /// Pods that fit nowhere, waiting for a change.
     unschedulable: HashSet<String>,
-    /// Pods bound by us that the pod store does not show bound yet.
-    assumed: HashMap<String, (String, Arc<Pod>)>,
     /// The last FailedScheduling message per pod, so that a retry that fails
     /// the same way does not record the same event again.
     last_failure: HashMap<String, String>,
+    /// How many times the unschedulable pods were moved back to the queue:
+    /// an attempt that overlapped a move must not park its pod.
+    flushes: u64,
 }
 
 struct Scheduler {
     client: Client,
-    pods: Arc<Informer<Pod>>,
-    nodes: Arc<Informer<Node>>,
-    volumes: Volumes,
+    informers: Informers,
     queue: WorkQueue,
+    cache: std::sync::Mutex<Cache>,
     state: std::sync::Mutex<State>,
 }
 
@@ -125,56 +159,71 @@ fn is_terminal(pod: &Pod) -> bool {
     )
 }
 
+/// Now, to the second (the precision of `metav1.Time`).
+fn now_seconds() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}
+
 impl Scheduler {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Moves every unschedulable pod back to the queue.
     fn flush_unschedulable(&self) {
-        let keys: Vec<String> = self.state().unschedulable.drain().collect();
+        let keys: Vec<String> = {
+            let mut state = self.state();
+            state.flushes += 1;
+            state.unschedulable.drain().collect()
+        };
         for key in keys {
             self.queue.add(key);
         }
     }
 
+    fn rebuild_cache(&self) {
+        let nodes = self.informers.nodes.store().state();
+        let pods = self.informers.pods.store().state();
+        self.cache().rebuild(&nodes, &pods);
+    }
+
     async fn watch_pods(self: Arc<Self>) {
-        let mut changes = self.pods.subscribe();
-        for pod in self.pods.store().state() {
-            if is_pending_for_us(&pod) {
-                self.queue.add(pod_key(&pod));
-            }
-        }
+        let mut changes = self.informers.pods.subscribe();
         while let Some(change) = changes.next().await {
             match change {
-                Change::Applied(pod) if is_pending_for_us(&pod) => {
-                    let key = pod_key(&pod);
-                    if !self.state().unschedulable.contains(&key) {
-                        self.queue.add(key);
-                    }
-                }
                 Change::Applied(pod) => {
+                    self.cache().update_pod(pod.clone());
                     let key = pod_key(&pod);
-                    let mut state = self.state();
-                    state.assumed.remove(&key);
-                    state.last_failure.remove(&key);
-                    let freed = is_terminal(&pod) || pod.metadata.deletion_timestamp.is_some();
-                    drop(state);
-                    if freed {
+                    if is_pending_for_us(&pod) {
+                        if !self.state().unschedulable.contains(&key) {
+                            self.queue.add(key);
+                        }
+                        continue;
+                    }
+                    self.state().last_failure.remove(&key);
+                    if is_terminal(&pod) || pod.metadata.deletion_timestamp.is_some() {
                         self.flush_unschedulable();
                     }
                 }
                 Change::Deleted(pod) => {
                     let key = pod_key(&pod);
+                    self.cache().remove_pod(&key);
                     let mut state = self.state();
-                    state.assumed.remove(&key);
                     state.unschedulable.remove(&key);
                     state.last_failure.remove(&key);
                     drop(state);
                     self.flush_unschedulable();
                 }
                 Change::Resync => {
-                    for pod in self.pods.store().state() {
+                    self.rebuild_cache();
+                    for pod in self.informers.pods.store().state() {
                         if is_pending_for_us(&pod) {
                             self.queue.add(pod_key(&pod));
                         }
@@ -185,15 +234,22 @@ impl Scheduler {
     }
 
     async fn watch_nodes(self: Arc<Self>) {
-        let mut changes = self.nodes.subscribe();
-        while changes.next().await.is_some() {
+        let mut changes = self.informers.nodes.subscribe();
+        while let Some(change) = changes.next().await {
+            match change {
+                Change::Applied(node) => self.cache().set_node(node),
+                Change::Deleted(node) => self
+                    .cache()
+                    .remove_node(node.metadata.name.as_deref().unwrap_or_default()),
+                Change::Resync => self.rebuild_cache(),
+            }
             self.flush_unschedulable();
         }
     }
 
     /// A claim that binds may make a waiting pod schedulable.
     async fn watch_claims(self: Arc<Self>) {
-        let mut changes = self.volumes.claims.subscribe();
+        let mut changes = self.informers.claims.subscribe();
         while changes.next().await.is_some() {
             self.flush_unschedulable();
         }
@@ -216,91 +272,284 @@ impl Scheduler {
             .await;
     }
 
-    /// What every node already runs: bound, non-terminal pods plus assumed ones.
-    fn usage(&self) -> HashMap<String, NodeUsage> {
-        let mut usage: HashMap<String, NodeUsage> = HashMap::new();
-        let mut add = |node: &str, pod: &Pod| {
-            let u = usage.entry(node.to_string()).or_default();
-            u.requested = u.requested.plus(Resources::requests(pod));
-            u.non_zero = u.non_zero.plus(Resources::non_zero_requests(pod));
-            u.pods += 1;
-            u.host_ports.extend(filters::host_ports(pod));
-        };
-        let mut seen = HashSet::new();
-        for pod in self.pods.store().state() {
-            let node = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
-                .unwrap_or("");
-            if !node.is_empty() && !is_terminal(&pod) {
-                seen.insert(pod_key(&pod));
-                add(node, &pod);
-            }
+    /// What a decision for `pod` needs besides the cache.
+    fn context(&self, pod: &Pod) -> Context {
+        let namespaces = self
+            .informers
+            .namespaces
+            .store()
+            .state()
+            .iter()
+            .map(|n| {
+                (
+                    n.metadata.name.clone().unwrap_or_default(),
+                    n.metadata.labels.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let has_own = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        Context {
+            namespaces,
+            default_selector: if has_own {
+                None
+            } else {
+                self.default_selector(pod)
+            },
         }
-        for (key, (node, pod)) in &self.state().assumed {
-            if !seen.contains(key) {
-                add(node, pod);
-            }
-        }
-        usage
     }
 
-    async fn schedule(&self, key: &str) -> Result<(), ScheduleError> {
+    /// Upstream's `DefaultSelector`: the requirements of every Service,
+    /// ReplicaSet and StatefulSet in the pod's namespace that selects it.
+    fn default_selector(&self, pod: &Pod) -> Option<Selector> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let mut selectors = Vec::new();
+        for s in self.informers.services.store().state() {
+            if s.metadata.namespace.as_deref() != Some(namespace) {
+                continue;
+            }
+            if let Some(map) = s.spec.as_ref().and_then(|s| s.selector.as_ref())
+                && !map.is_empty()
+            {
+                let sel = Selector::from_map(map);
+                if sel.matches(&labels) {
+                    selectors.push(sel);
+                }
+            }
+        }
+        for rs in self.informers.replicasets.store().state() {
+            if rs.metadata.namespace.as_deref() == Some(namespace) {
+                let sel = Selector::from_api(rs.spec.as_ref().map(|s| &s.selector));
+                if !sel.is_empty() && sel.matches(&labels) {
+                    selectors.push(sel);
+                }
+            }
+        }
+        for ss in self.informers.statefulsets.store().state() {
+            if ss.metadata.namespace.as_deref() == Some(namespace) {
+                let sel = Selector::from_api(ss.spec.as_ref().map(|s| &s.selector));
+                if !sel.is_empty() && sel.matches(&labels) {
+                    selectors.push(sel);
+                }
+            }
+        }
+        let mut all = selectors.pop()?;
+        for s in &selectors {
+            all.and(s);
+        }
+        Some(all)
+    }
+
+    fn budgets(&self) -> Vec<Budget> {
+        self.informers
+            .pdbs
+            .store()
+            .state()
+            .iter()
+            .filter_map(|p| Budget::new(p))
+            .collect()
+    }
+
+    async fn schedule(self: &Arc<Self>, key: &str) -> Result<(), ScheduleError> {
         let (namespace, name) = workqueue::split(key);
-        let pod = self.pods.get(namespace, name);
+        let pod = self.informers.pods.get(namespace, name);
         let Some(pod) = pod.filter(|p| is_pending_for_us(p)) else {
             return Ok(());
         };
-        if self.state().assumed.contains_key(key) {
+        if self.cache().is_placed(key) {
             return Ok(());
         }
-        let nodes = self.nodes.store().state();
-        let usage = self.usage();
-        let claim = |name: &str| self.volumes.claims.get(namespace, name);
-        let class = |name: &str| self.volumes.classes.get("", name);
-        let verdict = match filters::unbound_claims(&pod, claim, class) {
-            Some(why) => Err(prefilter_error(nodes.len(), &why)),
-            None => pick_node(&pod, &nodes, &usage),
+        let flushes = self.state().flushes;
+        let claim = |name: &str| self.informers.claims.get(namespace, name);
+        let class = |name: &str| self.informers.classes.get("", name);
+        if let Some(why) = filters::unbound_claims(&pod, claim, class) {
+            let total = self.informers.nodes.store().state().len();
+            self.waits_for_volumes(key, &pod, &prefilter_error(total, &why), flushes)
+                .await;
+            return Ok(());
+        }
+        let info = PodInfo::new(pod.clone());
+        let ctx = self.context(&pod);
+        let decision = {
+            let mut cache = self.cache();
+            let decision = algorithm::find_node(&info, &cache, &ctx);
+            if let Ok(node) = &decision {
+                cache.assume(info.clone(), node);
+            }
+            decision
         };
-        match verdict {
+        match decision {
             Ok(node) => {
-                self.bind(&pod, &node).await?;
-                self.state()
-                    .assumed
-                    .insert(key.to_string(), (node.clone(), pod.clone()));
                 self.state().last_failure.remove(key);
-                crate::events::scheduled(&self.client, &pod, &node).await;
+                let scheduler = self.clone();
+                let key = key.to_string();
+                tokio::spawn(async move {
+                    match scheduler.bind(&pod, &node).await {
+                        Ok(()) => crate::events::scheduled(&scheduler.client, &pod, &node).await,
+                        Err(e) => {
+                            tracing::info!(pod = %key, error = %e, "binding failed; will retry");
+                            scheduler.cache().forget_assumed(&key);
+                            scheduler.queue.retry(key);
+                        }
+                    }
+                });
                 Ok(())
             }
-            Err(message) => {
-                let repeated = {
-                    let mut state = self.state();
-                    state.unschedulable.insert(key.to_string());
-                    state.last_failure.insert(key.to_string(), message.clone())
-                        == Some(message.clone())
-                };
-                if !repeated {
-                    tracing::info!(pod = %key, %message, "pod is unschedulable");
-                    crate::events::failed_scheduling(&self.client, &pod, &message).await;
-                    self.mark_unschedulable(&pod, &message).await;
+            Err(diagnosis) => {
+                self.unschedulable(&info, &ctx, &diagnosis, flushes).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// A pod a PreFilter turned away (its claims are unbound): no node was
+    /// tried and preemption cannot help; it waits for a claim to change.
+    async fn waits_for_volumes(&self, key: &str, pod: &Pod, message: &str, flushes: u64) {
+        let repeated = {
+            let mut state = self.state();
+            if state.flushes == flushes {
+                state.unschedulable.insert(key.to_string());
+            } else {
+                self.queue.add_after(key.to_string(), RETRY_AFTER_CHANGE);
+            }
+            state
+                .last_failure
+                .insert(key.to_string(), message.to_string())
+                == Some(message.to_string())
+        };
+        if !repeated {
+            tracing::info!(pod = %key, %message, "pod is unschedulable");
+            crate::events::failed_scheduling(&self.client, pod, message).await;
+            self.mark_unschedulable(pod, message, None).await;
+        }
+    }
+
+    /// A pod that fits nowhere: try preemption, then say why it waits.
+    /// `flushes` is the count when the attempt started: if something freed
+    /// room since (a victim went, say), the pod is tried again shortly
+    /// instead of waiting for the next change.
+    async fn unschedulable(
+        &self,
+        pod: &Arc<PodInfo>,
+        ctx: &Context,
+        diagnosis: &Diagnosis,
+        flushes: u64,
+    ) {
+        let key = pod.key.clone();
+        let budgets = self.budgets();
+        let outcome = {
+            let cache = self.cache();
+            preemption::eligible(pod, &cache, diagnosis)
+                .map(|()| preemption::find_candidate(pod, &cache, ctx, diagnosis, &budgets))
+        };
+        // Upstream's nominatingInfo: set on success, cleared when preemption
+        // found nothing, left alone when the pod may not preempt now.
+        let (message, nominate) = match outcome {
+            Ok(Ok(candidate)) => {
+                self.cache().nominate(pod.clone(), &candidate.node);
+                self.preempt(pod, &candidate).await;
+                (diagnosis.message(""), Some(Some(candidate.node)))
+            }
+            Ok(Err(why)) => (diagnosis.message(&format!("preemption: {why}")), Some(None)),
+            Err(why) => (diagnosis.message(&format!("preemption: {why}")), None),
+        };
+        let repeated = {
+            let mut state = self.state();
+            if state.flushes == flushes {
+                state.unschedulable.insert(key.clone());
+            } else {
+                self.queue.add_after(key.clone(), RETRY_AFTER_CHANGE);
+            }
+            state.last_failure.insert(key.clone(), message.clone()) == Some(message.clone())
+        };
+        let nominated_now = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.clone())
+            .filter(|n| !n.is_empty());
+        let nominate = nominate.filter(|n| *n != nominated_now);
+        if !repeated || nominate.is_some() {
+            tracing::info!(pod = %key, %message, "pod is unschedulable");
+            crate::events::failed_scheduling(&self.client, &pod.pod, &message).await;
+            self.mark_unschedulable(&pod.pod, &message, nominate).await;
+        }
+    }
+
+    /// Evicts the candidate's victims: a DisruptionTarget condition, the
+    /// deletion, and a `Preempted` event on each.
+    async fn preempt(&self, preemptor: &PodInfo, candidate: &Candidate) {
+        let uid = preemptor.pod.metadata.uid.clone().unwrap_or_default();
+        for victim in &candidate.victims {
+            let pod = &victim.pod;
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            let pods: kube::Api<Pod> = kube::Api::namespaced(self.client.clone(), namespace);
+            // Already on its way out (an earlier preemption): nothing to add.
+            if victim.terminating() {
+                continue;
+            }
+            let mut conditions: Vec<serde_json::Value> = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|c| c.type_ != "DisruptionTarget")
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect();
+            conditions.push(serde_json::json!({
+                "type": "DisruptionTarget", "status": "True",
+                "reason": preemption::REASON,
+                "message": format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"),
+                "lastTransitionTime": now_seconds(),
+            }));
+            let patch = serde_json::json!({"status": {"conditions": conditions}});
+            if let Err(e) = pods
+                .patch_status(name, &Default::default(), &kube::api::Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(pod = %victim.key, error = %e, "setting DisruptionTarget failed");
+            }
+            match pods.delete(name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(pod = %victim.key, error = %e, "deleting a preemption victim failed");
+                    continue;
                 }
-                Ok(())
             }
+            tracing::info!(preemptor = %preemptor.key, victim = %victim.key, node = %candidate.node, "preempted");
+            crate::events::record(
+                &self.client,
+                SCHEDULER_NAME,
+                crate::events::reference("v1", "Pod", &pod.metadata),
+                "Normal",
+                "Preempted",
+                format!("Preempted by pod {uid} on node {}", candidate.node),
+            )
+            .await;
         }
     }
 
     /// Sets the pod's PodScheduled condition to False/Unschedulable, as
-    /// upstream does, so `kubectl describe` and `kubectl wait` see why.
-    async fn mark_unschedulable(&self, pod: &Pod, message: &str) {
+    /// upstream does, so `kubectl describe` and `kubectl wait` see why, and
+    /// sets (`Some(Some)`) or clears (`Some(None)`) its nominated node.
+    async fn mark_unschedulable(&self, pod: &Pod, message: &str, nominate: Option<Option<String>>) {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
-        let patch = serde_json::json!({"status": {"conditions": [{
+        let mut status = serde_json::json!({"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastTransitionTime": now.to_string(),
-        }]}});
+            "message": message, "lastTransitionTime": now_seconds(),
+        }]});
+        if let Some(node) = nominate {
+            status["nominatedNodeName"] = serde_json::json!(node);
+        }
+        let patch = serde_json::json!({ "status": status });
         let pods: kube::Api<Pod> = kube::Api::namespaced(self.client.clone(), namespace);
         let params = kube::api::PatchParams::default();
         if let Err(e) = pods
@@ -345,82 +594,10 @@ impl Scheduler {
     }
 }
 
-/// The best node for `pod`, or the FailedScheduling message.
-pub fn pick_node(
-    pod: &Pod,
-    nodes: &[Arc<Node>],
-    usage: &HashMap<String, NodeUsage>,
-) -> Result<String, String> {
-    let empty = NodeUsage::default();
-    let mut best: Option<(i64, String)> = None;
-    for node in nodes {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let used = usage.get(&name).unwrap_or(&empty);
-        if !filters::check(pod, node, used).is_empty() {
-            continue;
-        }
-        let requested = Resources::non_zero_requests(pod).plus(used.non_zero);
-        let score = score::score(Resources::allocatable(node), requested);
-        if best
-            .as_ref()
-            .is_none_or(|(s, n)| score > *s || (score == *s && name < *n))
-        {
-            best = Some((score, name));
-        }
-    }
-    best.map(|(_, n)| n)
-        .ok_or_else(|| fit_error(nodes.len(), pod, nodes, usage))
-}
-
 /// Upstream's FitError text for a pod a PreFilter turned away (no node
 /// was even tried, and preemption cannot help).
 pub fn prefilter_error(total: usize, why: &str) -> String {
     format!(
         "0/{total} nodes are available: {why}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
-    )
-}
-
-/// Upstream's FitError text: per-reason node counts, sorted, then what
-/// preemption would say.
-pub fn fit_error(
-    total: usize,
-    pod: &Pod,
-    nodes: &[Arc<Node>],
-    usage: &HashMap<String, NodeUsage>,
-) -> String {
-    let empty = NodeUsage::default();
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut helpful, mut not_helpful) = (0, 0);
-    for node in nodes {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let unfit = filters::check(pod, node, usage.get(&name).unwrap_or(&empty));
-        if unfit.iter().all(Unfit::preemption_may_help) {
-            helpful += 1;
-        } else {
-            not_helpful += 1;
-        }
-        for u in unfit {
-            *reasons.entry(u.reason()).or_default() += 1;
-        }
-    }
-    if total == 0 {
-        return "no nodes available to schedule pods".to_string();
-    }
-    let listed: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    let mut preemption = Vec::new();
-    if helpful > 0 {
-        preemption.push(format!(
-            "{helpful} No preemption victims found for incoming pod"
-        ));
-    }
-    if not_helpful > 0 {
-        preemption.push(format!(
-            "{not_helpful} Preemption is not helpful for scheduling"
-        ));
-    }
-    format!(
-        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
-        listed.join(", "),
-        preemption.join(", ")
     )
 }

@@ -12,6 +12,12 @@ const BUCKETS: &[f64] = &[
     30.0, 45.0, 60.0,
 ];
 
+/// Upstream's buckets for `apiserver_request_duration_seconds`.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
 /// The labels of one API request.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequestLabels {
@@ -42,10 +48,35 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, buckets: &[f64], secs: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; buckets.len()];
+        }
+        for (i, le) in buckets.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, buckets: &[f64]) {
+        for (le, n) in buckets.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     totals: BTreeMap<(RequestLabels, u16), u64>,
     sli: BTreeMap<RequestLabels, Histogram>,
+    duration: BTreeMap<RequestLabels, Histogram>,
 }
 
 /// The API server's request metrics.
@@ -63,18 +94,11 @@ impl Metrics {
         if labels.verb == "WATCH" {
             return;
         }
-        let h = inner.sli.entry(labels.clone()).or_default();
-        if h.counts.is_empty() {
-            h.counts = vec![0; BUCKETS.len()];
-        }
         let secs = took.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+        let sli = inner.sli.entry(labels.clone()).or_default();
+        sli.observe(BUCKETS, secs);
+        let duration = inner.duration.entry(labels.clone()).or_default();
+        duration.observe(DURATION_BUCKETS, secs);
     }
 
     /// The text exposition.
@@ -103,26 +127,25 @@ impl Metrics {
         );
         for (labels, h) in &inner.sli {
             let l = labels.render();
-            for (le, n) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(
-                    out,
-                    "apiserver_request_sli_duration_seconds_bucket{{{l},le=\"{le}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "apiserver_request_sli_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "apiserver_request_sli_duration_seconds",
+                &l,
+                BUCKETS,
             );
-            let _ = writeln!(
-                out,
-                "apiserver_request_sli_duration_seconds_sum{{{l}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "apiserver_request_sli_duration_seconds_count{{{l}}} {}",
-                h.count
+        }
+        let _ = writeln!(
+            out,
+            "# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component."
+        );
+        let _ = writeln!(out, "# TYPE apiserver_request_duration_seconds histogram");
+        for (labels, h) in &inner.duration {
+            let l = labels.render();
+            h.render(
+                &mut out,
+                "apiserver_request_duration_seconds",
+                &l,
+                DURATION_BUCKETS,
             );
         }
         if let Some(rss) = resident_bytes() {
@@ -166,5 +189,6 @@ mod tests {
         assert!(text.contains("le=\"0.05\"} 1"));
         assert!(text.contains("le=\"0.1\"} 2"));
         assert!(text.contains("apiserver_request_sli_duration_seconds_count{component=\"apiserver\",group=\"\",resource=\"configmaps\",scope=\"resource\",subresource=\"\",verb=\"GET\",version=\"v1\"} 2"));
+        assert!(text.contains("apiserver_request_duration_seconds_bucket{component=\"apiserver\",group=\"\",resource=\"configmaps\",scope=\"resource\",subresource=\"\",verb=\"GET\",version=\"v1\",le=\"0.025\"} 1"));
     }
 }

@@ -1,6 +1,7 @@
-//! The scheduler's filters: pure functions saying whether a pod fits a node
-//! and, if not, why, in upstream's words (the reasons a `FailedScheduling`
-//! event counts per node).
+//! The scheduler's per-node filters: pure functions saying whether a pod
+//! fits a node and, if not, why, in upstream's words (the reasons a
+//! `FailedScheduling` event counts per node). The filters that look across
+//! nodes are in `spread.rs` and `interpod.rs`.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use super::resources::Resources;
+use super::cache::{NodeInfo, PodInfo};
 
 /// Why a node cannot take a pod.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,6 +21,11 @@ pub enum Unfit {
     Ports,
     Insufficient(&'static str),
     TooManyPods,
+    SpreadMissingLabel,
+    Spread,
+    PodAffinity,
+    PodAntiAffinity,
+    ExistingAntiAffinity,
 }
 
 impl Unfit {
@@ -34,14 +40,30 @@ impl Unfit {
             Unfit::Ports => "node(s) didn't have free ports for the requested pod ports".into(),
             Unfit::Insufficient(r) => format!("Insufficient {r}"),
             Unfit::TooManyPods => "Too many pods".into(),
+            Unfit::SpreadMissingLabel => {
+                "node(s) didn't match pod topology spread constraints (missing required label)"
+                    .into()
+            }
+            Unfit::Spread => "node(s) didn't match pod topology spread constraints".into(),
+            Unfit::PodAffinity => "node(s) didn't match pod affinity rules".into(),
+            Unfit::PodAntiAffinity => "node(s) didn't match pod anti-affinity rules".into(),
+            Unfit::ExistingAntiAffinity => {
+                "node(s) didn't satisfy existing pods anti-affinity rules".into()
+            }
         }
     }
 
-    /// Whether evicting lower-priority pods could help (resource shortage).
+    /// Whether evicting lower-priority pods could help (upstream's
+    /// `Unschedulable` as opposed to `UnschedulableAndUnresolvable`).
     pub fn preemption_may_help(&self) -> bool {
         matches!(
             self,
-            Unfit::Ports | Unfit::Insufficient(_) | Unfit::TooManyPods
+            Unfit::Ports
+                | Unfit::Insufficient(_)
+                | Unfit::TooManyPods
+                | Unfit::Spread
+                | Unfit::PodAntiAffinity
+                | Unfit::ExistingAntiAffinity
         )
     }
 }
@@ -98,19 +120,24 @@ where
 /// What is already on a node.
 #[derive(Debug, Default, Clone)]
 pub struct NodeUsage {
-    pub requested: Resources,
+    pub requested: super::resources::Resources,
     /// The requests with upstream's non-zero defaults, for scoring.
-    pub non_zero: Resources,
+    pub non_zero: super::resources::Resources,
     pub pods: i128,
     pub host_ports: Vec<(String, String, i32)>,
 }
 
-/// Runs every filter in upstream's order; the reasons the node is unfit.
-pub fn check(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
+/// Runs the per-node filters in upstream's order; the reasons the node is
+/// unfit, from the first filter that fails.
+pub fn check(pod_info: &PodInfo, info: &NodeInfo) -> Vec<Unfit> {
+    let pod = &pod_info.pod;
+    let Some(node) = info.node.as_deref() else {
+        return vec![Unfit::Unschedulable];
+    };
     if node_unschedulable(pod, node) {
         return vec![Unfit::Unschedulable];
     }
-    if let Some(t) = untolerated_taint(pod, &effective_taints(node)) {
+    if let Some(t) = untolerated_taint(pod, &info.taints) {
         return vec![Unfit::Taint {
             key: t.key.clone(),
             value: t.value.clone().unwrap_or_default(),
@@ -119,10 +146,10 @@ pub fn check(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
     if !matches_node_affinity(pod, node) {
         return vec![Unfit::Affinity];
     }
-    if port_conflict(pod, usage) {
+    if port_conflict(&pod_info.host_ports, &info.usage) {
         return vec![Unfit::Ports];
     }
-    fits_resources(pod, node, usage)
+    fits_resources(pod_info, info)
 }
 
 fn node_unschedulable(pod: &Pod, node: &Node) -> bool {
@@ -290,17 +317,16 @@ pub fn host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
         .collect()
 }
 
-fn port_conflict(pod: &Pod, usage: &NodeUsage) -> bool {
-    host_ports(pod).iter().any(|(ip, proto, port)| {
+fn port_conflict(wanted: &[(String, String, i32)], usage: &NodeUsage) -> bool {
+    wanted.iter().any(|(ip, proto, port)| {
         usage.host_ports.iter().any(|(uip, uproto, uport)| {
             port == uport && proto == uproto && (ip == uip || ip == "0.0.0.0" || uip == "0.0.0.0")
         })
     })
 }
 
-fn fits_resources(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
-    let alloc = Resources::allocatable(node);
-    let want = Resources::requests(pod);
+fn fits_resources(pod: &PodInfo, info: &NodeInfo) -> Vec<Unfit> {
+    let (alloc, want, usage) = (info.allocatable, pod.requests, &info.usage);
     let mut unfit = Vec::new();
     if usage.pods + 1 > alloc.pods {
         unfit.push(Unfit::TooManyPods);

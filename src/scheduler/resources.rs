@@ -111,4 +111,13 @@ impl Resources {
             pods: self.pods + other.pods,
         }
     }
+
+    /// `self` without `other`.
+    pub fn minus(self, other: Resources) -> Resources {
+        Resources {
+            cpu_milli: self.cpu_milli - other.cpu_milli,
+            memory: self.memory - other.memory,
+            pods: self.pods - other.pods,
+        }
+    }
 }

@@ -1,13 +1,38 @@
 //! Filter tests over hand-built pods and nodes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 
 use super::*;
-use crate::scheduler::{fit_error, pick_node};
+use crate::scheduler::algorithm::{Context, find_node};
+use crate::scheduler::cache::Cache;
+use crate::scheduler::resources::Resources;
+
+/// The per-node filters for `pod` on `node` already running `usage`.
+fn run(pod: &Pod, node: &Node, usage: &NodeUsage) -> Vec<Unfit> {
+    let mut info = NodeInfo::new(Arc::new(node.clone()));
+    info.usage = usage.clone();
+    check(&PodInfo::new(Arc::new(pod.clone())), &info)
+}
+
+fn decide(pod: &Pod, nodes: &[Node]) -> Result<String, String> {
+    let mut cache = Cache::default();
+    for n in nodes {
+        cache.set_node(Arc::new(n.clone()));
+    }
+    decide_in(pod, &cache)
+}
+
+fn decide_in(pod: &Pod, cache: &Cache) -> Result<String, String> {
+    find_node(
+        &PodInfo::new(Arc::new(pod.clone())),
+        cache,
+        &Context::default(),
+    )
+    .map_err(|d| d.message(""))
+}
 
 fn node(name: &str, extra: serde_json::Value) -> Node {
     let mut n = json!({
@@ -50,20 +75,20 @@ fn resources_must_fit_what_is_left() {
         pods: 1,
         ..NodeUsage::default()
     };
-    assert!(check(&pod(requests("500m", "1Gi")), &n, &used).is_empty());
+    assert!(run(&pod(requests("500m", "1Gi")), &n, &used).is_empty());
     assert_eq!(
-        check(&pod(requests("600m", "1Gi")), &n, &used),
+        run(&pod(requests("600m", "1Gi")), &n, &used),
         vec![Unfit::Insufficient("cpu")]
     );
     assert_eq!(
-        check(&pod(requests("1", "4Gi")), &n, &used),
+        run(&pod(requests("1", "4Gi")), &n, &used),
         vec![Unfit::Insufficient("cpu"), Unfit::Insufficient("memory")]
     );
     let full = NodeUsage {
         pods: 3,
         ..NodeUsage::default()
     };
-    assert_eq!(check(&pod(json!({})), &n, &full), vec![Unfit::TooManyPods]);
+    assert_eq!(run(&pod(json!({})), &n, &full), vec![Unfit::TooManyPods]);
 }
 
 #[test]
@@ -71,7 +96,7 @@ fn node_selector_and_affinity_operators() {
     let n = node("n", json!({}));
     let none = NodeUsage::default();
     assert!(
-        check(
+        run(
             &pod(json!({"spec": {"nodeSelector": {"zone": "a"}}})),
             &n,
             &none
@@ -79,7 +104,7 @@ fn node_selector_and_affinity_operators() {
         .is_empty()
     );
     assert_eq!(
-        check(
+        run(
             &pod(json!({"spec": {"nodeSelector": {"zone": "b"}}})),
             &n,
             &none
@@ -92,7 +117,7 @@ fn node_selector_and_affinity_operators() {
             {"nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": op, "values": values}]}]}}}}}),
         )
     };
-    let fits = |p: Pod| check(&p, &n, &none).is_empty();
+    let fits = |p: Pod| run(&p, &n, &none).is_empty();
     assert!(fits(affinity("In", json!(["a", "b"]), "zone")));
     assert!(!fits(affinity("NotIn", json!(["a"]), "zone")));
     assert!(fits(affinity("NotIn", json!(["a"]), "missing")));
@@ -110,7 +135,7 @@ fn taints_need_tolerations_and_not_ready_nodes_are_tainted() {
     );
     let none = NodeUsage::default();
     assert_eq!(
-        check(&pod(json!({})), &tainted, &none),
+        run(&pod(json!({})), &tainted, &none),
         vec![Unfit::Taint {
             key: "dedicated".into(),
             value: "db".into()
@@ -119,20 +144,20 @@ fn taints_need_tolerations_and_not_ready_nodes_are_tainted() {
     let tolerant = pod(
         json!({"spec": {"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db"}]}}),
     );
-    assert!(check(&tolerant, &tainted, &none).is_empty());
+    assert!(run(&tolerant, &tainted, &none).is_empty());
     let exists = pod(json!({"spec": {"tolerations": [{"operator": "Exists"}]}}));
-    assert!(check(&exists, &tainted, &none).is_empty());
+    assert!(run(&exists, &tainted, &none).is_empty());
     let prefer = node(
         "n",
         json!({"spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}}),
     );
-    assert!(check(&pod(json!({})), &prefer, &none).is_empty());
+    assert!(run(&pod(json!({})), &prefer, &none).is_empty());
     let not_ready = node(
         "n",
         json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
     );
     assert_eq!(
-        check(&pod(json!({})), &not_ready, &none),
+        run(&pod(json!({})), &not_ready, &none),
         vec![Unfit::Taint {
             key: "node.kubernetes.io/not-ready".into(),
             value: String::new()
@@ -140,7 +165,7 @@ fn taints_need_tolerations_and_not_ready_nodes_are_tainted() {
     );
     let cordoned = node("n", json!({"spec": {"unschedulable": true}}));
     assert_eq!(
-        check(&pod(json!({})), &cordoned, &none),
+        run(&pod(json!({})), &cordoned, &none),
         vec![Unfit::Unschedulable]
     );
 }
@@ -155,62 +180,45 @@ fn host_ports_conflict() {
         host_ports: host_ports(&with_port),
         ..NodeUsage::default()
     };
-    assert_eq!(check(&with_port, &n, &used), vec![Unfit::Ports]);
-    assert!(check(&pod(json!({})), &n, &used).is_empty());
+    assert_eq!(run(&with_port, &n, &used), vec![Unfit::Ports]);
+    assert!(run(&pod(json!({})), &n, &used).is_empty());
 }
 
 #[test]
 fn the_fit_error_counts_reasons_as_upstream() {
-    let nodes: Vec<Arc<Node>> = vec![
-        Arc::new(node(
+    let nodes = vec![
+        node(
             "a",
             json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}}),
-        )),
-        Arc::new(node(
+        ),
+        node(
             "b",
             json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoExecute"}]}}),
-        )),
-        Arc::new(node("c", json!({}))),
+        ),
+        node("c", json!({})),
     ];
     let p = pod(requests("3", "1Gi"));
-    let message = pick_node(&p, &nodes, &HashMap::new()).expect_err("nothing fits");
+    let message = decide(&p, &nodes).expect_err("nothing fits");
     assert_eq!(
         message,
-        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {k: v}. \
-         preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
-         2 Preemption is not helpful for scheduling."
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {k: v}."
     );
     assert_eq!(
-        fit_error(0, &p, &[], &HashMap::new()),
-        "no nodes available to schedule pods"
+        decide(&p, &[]),
+        Err("no nodes available to schedule pods".to_string())
     );
 }
 
 #[test]
 fn the_emptier_node_wins() {
-    let nodes: Vec<Arc<Node>> = vec![
-        Arc::new(node("a", json!({}))),
-        Arc::new(node("b", json!({}))),
-    ];
-    let busy = NodeUsage {
-        requested: Resources {
-            cpu_milli: 1000,
-            memory: 1 << 30,
-            pods: 1,
-        },
-        non_zero: Resources {
-            cpu_milli: 1000,
-            memory: 1 << 30,
-            pods: 1,
-        },
-        pods: 1,
-        host_ports: vec![],
-    };
-    let usage = HashMap::from([("a".to_string(), busy)]);
-    assert_eq!(
-        pick_node(&pod(json!({})), &nodes, &usage),
-        Ok("b".to_string())
-    );
+    let mut cache = Cache::default();
+    cache.set_node(Arc::new(node("a", json!({}))));
+    cache.set_node(Arc::new(node("b", json!({}))));
+    let mut busy = pod(requests("1", "1Gi"));
+    busy.metadata.name = Some("busy".into());
+    busy.spec.as_mut().expect("spec").node_name = Some("a".into());
+    cache.update_pod(Arc::new(busy));
+    assert_eq!(decide_in(&pod(json!({})), &cache), Ok("b".to_string()));
 }
 
 #[test]
