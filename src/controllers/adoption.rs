@@ -6,12 +6,50 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
 use super::{controller_of, selects};
+use crate::workqueue;
+
+/// The work-queue key of an object.
+pub fn key_of(meta: &ObjectMeta) -> String {
+    workqueue::key(
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The key of the `kind` object controlling `meta`, if one does.
+pub fn owner_key(kind: &str, meta: &ObjectMeta) -> Option<String> {
+    let owner = controller_of(meta.owner_references.as_ref())?;
+    (owner.kind == kind)
+        .then(|| workqueue::key(meta.namespace.as_deref().unwrap_or_default(), &owner.name))
+}
+
+/// The keys to queue for a pod change: its `kind` controller's, or for an
+/// orphan those of every `owners` object in its namespace whose selector
+/// selects it (it may be adopted).
+pub fn keys_for_pod<K>(
+    kind: &str,
+    pod: &Pod,
+    owners: &[Arc<K>],
+    meta: impl Fn(&K) -> &ObjectMeta,
+    selector: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Vec<String> {
+    if controller_of(pod.metadata.owner_references.as_ref()).is_some() {
+        return owner_key(kind, &pod.metadata).into_iter().collect();
+    }
+    let namespace = pod.metadata.namespace.as_deref();
+    owners
+        .iter()
+        .filter(|o| meta(o).namespace.as_deref() == namespace)
+        .filter(|o| selector(o).is_some_and(|s| selects(s, pod.metadata.labels.as_ref())))
+        .map(|o| key_of(meta(o)))
+        .collect()
+}
 
 /// The pods in `namespace` without a controller that `selector` selects.
 pub fn orphans(pods: &[Arc<Pod>], namespace: &str, selector: &LabelSelector) -> Vec<Arc<Pod>> {

@@ -23,7 +23,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 
-use super::adoption;
+use super::adoption::{self, key_of, owner_key};
 use super::expectations::Expectations;
 use super::history::{self, Created, POD_REVISION_LABEL};
 use super::replicaset::is_available;
@@ -92,19 +92,6 @@ pub fn start(
     });
 }
 
-fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    workqueue::key(
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default(),
-    )
-}
-
-fn owner_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
-    let owner = controller_of(meta.owner_references.as_ref())?;
-    (owner.kind == "DaemonSet")
-        .then(|| workqueue::key(meta.namespace.as_deref().unwrap_or_default(), &owner.name))
-}
-
 fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -150,7 +137,7 @@ impl Controller {
                 },
                 change = revisions.next() => match change {
                     Some(Change::Applied(r) | Change::Deleted(r)) => {
-                        if let Some(key) = owner_key(&r.metadata) {
+                        if let Some(key) = owner_key("DaemonSet", &r.metadata) {
                             self.queue.add(key);
                         }
                     }
@@ -164,21 +151,16 @@ impl Controller {
     /// Queues the pod's controller, or for an orphan every set in its
     /// namespace that selects it (it may be adopted).
     fn enqueue_for_pod(&self, pod: &Pod) {
-        if controller_of(pod.metadata.owner_references.as_ref()).is_some() {
-            if let Some(key) = owner_key(&pod.metadata) {
-                self.queue.add(key);
-            }
-            return;
-        }
-        let namespace = pod.metadata.namespace.as_deref();
-        for set in self.sets.store().state() {
-            let selects = set
-                .spec
-                .as_ref()
-                .is_some_and(|s| super::selects(&s.selector, pod.metadata.labels.as_ref()));
-            if set.metadata.namespace.as_deref() == namespace && selects {
-                self.queue.add(key_of(&set.metadata));
-            }
+        let sets = self.sets.store().state();
+        let keys = adoption::keys_for_pod(
+            "DaemonSet",
+            pod,
+            &sets,
+            |s| &s.metadata,
+            |s| s.spec.as_ref().map(|spec| &spec.selector),
+        );
+        for key in keys {
+            self.queue.add(key);
         }
     }
 
