@@ -197,6 +197,27 @@ fn custom_resources_are_served_validated_and_cleaned_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown field \"spec.colour\""), "{stderr}");
     kubectl_ok(&server, &["delete", "widget", "w9"]);
+    // Repeated keys are named too (`create --raw` sends the body as
+    // written; kubectl would collapse them).
+    let dup = write(
+        &server,
+        "dup.json",
+        r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"d1","name":"d2"},"spec":{"image":"a","image":"b"}}"#,
+    );
+    let err = kubectl_err(
+        &server,
+        &[
+            "create",
+            "--raw",
+            "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
+            "-f",
+            &dup,
+        ],
+    );
+    assert!(
+        err.contains(r#"duplicate field "metadata.name", duplicate field "spec.image""#),
+        "{err}"
+    );
 
     // Printer columns.
     let table = kubectl_ok(&server, &["get", "wd"]);

@@ -454,7 +454,7 @@ fn a_statefulset_starts_in_order_keeps_claims_rolls_from_the_top_and_undoes() {
 
     // A deleted pod comes back with the same name and claim.
     let uid = jsonpath(&server, &["get", "pod", "web-0"], "{.metadata.uid}");
-    ok(&server, &["delete", "pod", "web-0"]);
+    ok(&server, &["delete", "pod", "web-0", "--wait=false"]);
     eventually(DEADLINE, "web-0 recreated", || {
         let now = jsonpath(
             &server,
@@ -660,7 +660,7 @@ fn a_parallel_on_delete_statefulset_creates_at_once_waits_for_deletes_and_takes_
             .all(|v| v[2] == "busybox:1"),
         "OnDelete leaves running pods alone"
     );
-    ok(&server, &["delete", "pod", "db-1"]);
+    ok(&server, &["delete", "pod", "db-1", "--wait=false"]);
     eventually(DEADLINE, "db-1 recreated from the new template", || {
         let p = pods(&server, "app=db");
         (p.len() == 3

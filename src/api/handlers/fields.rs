@@ -366,7 +366,7 @@ pub fn check_body(
     let kind = ctx.kind();
     let catalog = schema::catalog();
     let Some(schema) = catalog.root(kind.group, kind.version, kind.kind) else {
-        return check_custom(ctx, directive, obj);
+        return check_custom(ctx, directive, body, obj);
     };
     if directive != Directive::Ignore {
         let problems = body_problems(ctx, body, obj, schema);
@@ -391,7 +391,7 @@ pub fn check_patched(ctx: &Ctx, patch_body: &Bytes, patched: &mut Value) -> Resu
     let kind = ctx.kind();
     let catalog = schema::catalog();
     let Some(schema) = catalog.root(kind.group, kind.version, kind.kind) else {
-        return check_custom(ctx, directive, patched);
+        return check_custom(ctx, directive, patch_body, patched);
     };
     if directive != Directive::Ignore {
         let mut problems = Problems::new();
@@ -422,7 +422,12 @@ pub fn check_patched(ctx: &Ctx, patch_body: &Bytes, patched: &mut Value) -> Resu
 
 /// Custom kinds: the fields their CRD's structural schema would prune are
 /// unknown (the custom resource strategy prunes them on write).
-fn check_custom(ctx: &Ctx, directive: Directive, obj: &Value) -> Result<(), ApiStatus> {
+fn check_custom(
+    ctx: &Ctx,
+    directive: Directive,
+    body: &Bytes,
+    obj: &Value,
+) -> Result<(), ApiStatus> {
     if directive == Directive::Ignore {
         return Ok(());
     }
@@ -431,6 +436,16 @@ fn check_custom(ctx: &Ctx, directive: Directive, obj: &Value) -> Result<(), ApiS
         return Ok(());
     };
     let mut problems = Vec::new();
+    // Repeated keys: in a JSON body, or as YAML reports them.
+    if is_yaml(ctx) {
+        if let Some(dup) = yaml_duplicate(body) {
+            problems.push(format!("yaml: unmarshal errors:\n  {dup}"));
+        }
+    } else if let Ok(raw) = serde_json::from_slice::<Raw>(body) {
+        let mut repeated = Problems::new();
+        duplicates(&raw, "", &mut repeated);
+        problems.extend(repeated.list);
+    }
     dropped(obj, &kept, "", &mut problems);
     if directive == Directive::Strict && !problems.is_empty() {
         return Err(ApiStatus::bad_request(format!(
