@@ -406,21 +406,27 @@ impl Scheduler {
         }
     }
 
+    /// Parks an unschedulable pod until something changes (or retries it
+    /// shortly when a change overlapped the attempt, `flushes` being the
+    /// count when it started) and records its failure; whether that failure
+    /// repeats the last one (then no new event is due).
+    fn park(&self, key: &str, message: &str, flushes: u64) -> bool {
+        let mut state = self.state();
+        if state.flushes == flushes {
+            state.unschedulable.insert(key.to_string());
+        } else {
+            self.queue.add_after(key.to_string(), RETRY_AFTER_CHANGE);
+        }
+        state
+            .last_failure
+            .insert(key.to_string(), message.to_string())
+            .is_some_and(|last| last == message)
+    }
+
     /// A pod a PreFilter turned away (its claims are unbound): no node was
     /// tried and preemption cannot help; it waits for a claim to change.
     async fn waits_for_volumes(&self, key: &str, pod: &Pod, message: &str, flushes: u64) {
-        let repeated = {
-            let mut state = self.state();
-            if state.flushes == flushes {
-                state.unschedulable.insert(key.to_string());
-            } else {
-                self.queue.add_after(key.to_string(), RETRY_AFTER_CHANGE);
-            }
-            state
-                .last_failure
-                .insert(key.to_string(), message.to_string())
-                == Some(message.to_string())
-        };
+        let repeated = self.park(key, message, flushes);
         if !repeated {
             tracing::info!(pod = %key, %message, "pod is unschedulable");
             crate::events::failed_scheduling(&self.client, pod, message).await;
@@ -457,15 +463,7 @@ impl Scheduler {
             Ok(Err(why)) => (diagnosis.message(&format!("preemption: {why}")), Some(None)),
             Err(why) => (diagnosis.message(&format!("preemption: {why}")), None),
         };
-        let repeated = {
-            let mut state = self.state();
-            if state.flushes == flushes {
-                state.unschedulable.insert(key.clone());
-            } else {
-                self.queue.add_after(key.clone(), RETRY_AFTER_CHANGE);
-            }
-            state.last_failure.insert(key.clone(), message.clone()) == Some(message.clone())
-        };
+        let repeated = self.park(&key, &message, flushes);
         let nominated_now = pod
             .pod
             .status

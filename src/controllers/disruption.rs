@@ -31,6 +31,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+use super::service_pods::is_ready;
 use super::{Shared, controller_of};
 use crate::informer::Change;
 use crate::workqueue::{self, WorkQueue};
@@ -131,13 +132,6 @@ fn selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
         .as_ref()
         .and_then(|l| serde_json::to_value(l).ok());
     crate::api::kinds::labelselector::matches(&sel, labels.as_ref())
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// An int-or-percent applied to `total`, rounded up.

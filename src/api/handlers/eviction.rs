@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use bytes::Bytes;
-use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::delete::{DeleteOptions, delete_one};
+use super::subresource::created_status;
 use super::{Core, Ctx, load, store_error};
 use crate::api::object;
 use crate::api::registry::lookup;
-use crate::api::response::{decode_body, json};
+use crate::api::response::decode_body;
 use crate::api::selectors::{LabelSelector, selector_string};
 use crate::api::status::ApiStatus;
 use crate::store::{KeyValue, ListOptions, StoreError};
@@ -66,7 +66,7 @@ pub async fn evict(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, 
         }
         let spent = spend(&pdb, ctx.name())?;
         if opts.dry_run {
-            return Ok(created());
+            return Ok(created_status());
         }
         match core
             .store
@@ -239,7 +239,7 @@ async fn finish(
         mark_disruption_target(core, ctx).await?;
     }
     delete_one(core, ctx, opts).await?;
-    Ok(created())
+    Ok(created_status())
 }
 
 /// Adds `DisruptionTarget: True` (reason `EvictionByEvictionAPI`) to the
@@ -271,13 +271,6 @@ async fn mark_disruption_target(core: &Core, ctx: &Ctx) -> Result<(), ApiStatus>
         }
     }
     Err(ApiStatus::modified(ctx.kind(), ctx.name()))
-}
-
-fn created() -> Response {
-    json(
-        StatusCode::CREATED,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    )
 }
 
 #[cfg(test)]

@@ -173,7 +173,8 @@ async fn write_scale(
     Ok(scale_of(ctx.kind(), &updated))
 }
 
-fn created_status() -> Response {
+/// The `201 Success` Status that action subresources answer.
+pub(super) fn created_status() -> Response {
     json(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
