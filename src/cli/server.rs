@@ -139,6 +139,9 @@ pub const FLAGS: &[&str] = &[
     "kubelet-port",
     "container-log-max-size",
     "container-log-max-files",
+    "node-monitor-grace-period",
+    "terminated-pod-gc-threshold",
+    "pod-gc-orphan-quarantine",
     "log-level",
 ];
 
@@ -487,5 +490,24 @@ fn token(
             fix: "a token must not contain spaces".to_string(),
         }),
         (given, _) => Ok(Some(given.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag can also be set in the config file: FLAGS (the file's
+    /// known keys) names each long flag but `--config` itself.
+    #[test]
+    fn config_file_knows_every_flag() {
+        let command = <ServerArgs as clap::Args>::augment_args(clap::Command::new("server"));
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config" {
+                continue;
+            }
+            assert!(FLAGS.contains(&long), "--{long} is missing from FLAGS");
+        }
     }
 }
