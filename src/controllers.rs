@@ -176,6 +176,13 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         replicasets.clone(),
         pods.clone(),
     );
+    replicaset::start(
+        in_process(router.clone(), controller_user("replication")),
+        Informer::start(
+            Api::<k8s_openapi::api::core::v1::ReplicationController>::all(informers_client.clone()),
+        ),
+        pods.clone(),
+    );
     job::start(
         in_process(router.clone(), controller_user("job")),
         jobs.clone(),

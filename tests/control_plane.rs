@@ -643,3 +643,104 @@ fn a_silent_node_turns_unknown_and_its_pods_are_evicted() {
     );
     assert_eq!(patient, "|False", "kept, but no longer ready");
 }
+
+#[test]
+fn a_replication_controller_keeps_its_replicas_adopts_and_scales() {
+    let server = TestServer::start();
+    let _nodes = SimNodes::start(&server, 1);
+    let rc = r#"{"apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "legacy"},
+        "spec": {"replicas": 3, "selector": {"app": "legacy"},
+                 "template": {"metadata": {"labels": {"app": "legacy"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}"#;
+    let file = server.dir.path().join("rc.json");
+    std::fs::write(&file, rc).expect("write rc.json");
+    kubectl_ok(&server, &["create", "-f", file.to_str().expect("path")]);
+    let running = wait_running(&server, "app=legacy", 3);
+    assert!(
+        running
+            .iter()
+            .all(|(name, _, _)| name.starts_with("legacy-"))
+    );
+    let owners = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=legacy",
+            "-o",
+            "jsonpath={.items[*].metadata.ownerReferences[0].kind}",
+        ],
+    );
+    assert_eq!(
+        owners.split_whitespace().collect::<Vec<_>>(),
+        ["ReplicationController"; 3]
+    );
+    eventually(DEADLINE, "the RC to report 3 ready replicas", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "rc",
+                "legacy",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
+        );
+        (out.trim() == "3").then_some(())
+    });
+
+    kubectl_ok(&server, &["scale", "rc", "legacy", "--replicas=1"]);
+    wait_running(&server, "app=legacy", 1);
+
+    // An orphan that matches is adopted, and being one too many, one of
+    // the two goes.
+    kubectl_ok(
+        &server,
+        &[
+            "run",
+            "stray",
+            "--image=busybox",
+            "--labels=app=legacy",
+            "--restart=Always",
+        ],
+    );
+    let left = eventually(DEADLINE, "the RC to settle on one adopted pod", || {
+        let out = kubectl_ok(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=legacy",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name} {.metadata.ownerReferences[0].kind} {.metadata.deletionTimestamp}{"\n"}{end}"#,
+            ],
+        );
+        let live: Vec<String> = out
+            .lines()
+            .filter(|l| l.split_whitespace().count() == 2)
+            .map(|l| l.trim().to_string())
+            .collect();
+        (live.len() == 1 && live[0].ends_with(" ReplicationController")).then_some(live)
+    });
+    assert!(left[0].starts_with("legacy-"), "{left:?}");
+    let events = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=ReplicationController",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    );
+    assert!(events.contains("Deleted pod: stray"), "{events}");
+
+    kubectl_ok(&server, &["delete", "rc", "legacy"]);
+    eventually(DEADLINE, "the RC's pods to go with it", || {
+        pods(&server, "app=legacy").is_empty().then_some(())
+    });
+}

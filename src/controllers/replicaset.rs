@@ -1,18 +1,27 @@
-//! The ReplicaSet controller: keeps `spec.replicas` pods matching each
-//! ReplicaSet's selector, adopting orphans that match, creating pods from the
-//! template (`<rs>-<5 random chars>`, via generateName) and deleting the
-//! least useful ones first (unscheduled, then pending, then not ready, then
-//! the newest), and reports counts in `/status`.
+//! The ReplicaSet controller, which is also the ReplicationController
+//! controller (upstream's ReplicationManager is the ReplicaSet controller
+//! over converted objects; here both kinds implement [`Replicated`]): keeps
+//! `spec.replicas` pods matching each object's selector, adopting orphans
+//! that match, creating pods from the template (`<name>-<5 random chars>`,
+//! via generateName) and deleting the least useful ones first (unscheduled,
+//! then pending, then not ready, then the newest), and reports counts in
+//! `/status`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{
+    Pod, PodTemplateSpec, ReplicationController, ReplicationControllerStatus,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::expectations::Expectations;
@@ -20,9 +29,7 @@ use super::{Shared, controller_of, owner_reference, selects};
 use crate::informer::Change;
 use crate::workqueue::{self, WorkQueue};
 
-const COMPONENT: &str = "replicaset-controller";
-
-/// Why a sync failed (the ReplicaSet is retried with backoff).
+/// Why a sync failed (the object is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaSetError {
     #[error("creating a pod: {0}")]
@@ -35,29 +42,168 @@ pub enum ReplicaSetError {
     Status(kube::Error),
 }
 
-struct Controller {
+/// The counts a replicated object reports in its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub replicas: i32,
+    pub fully_labeled: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub observed_generation: Option<i64>,
+}
+
+/// A kind this controller keeps replicas of: ReplicaSet or
+/// ReplicationController.
+pub trait Replicated:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's name in events and its work queue.
+    const COMPONENT: &'static str;
+    /// Whether the object's selector selects these labels (an empty
+    /// selector selects nothing).
+    fn selects(&self, labels: Option<&BTreeMap<String, String>>) -> bool;
+    /// `spec.replicas` (1 when unset).
+    fn replicas(&self) -> i32;
+    fn min_ready_seconds(&self) -> i32;
+    fn template(&self) -> Option<PodTemplateSpec>;
+    /// What the status reports now.
+    fn counts(&self) -> Counts;
+    /// A copy whose status reports `counts` (other status fields kept).
+    fn with_counts(&self, counts: Counts) -> Self;
+}
+
+impl Replicated for ReplicaSet {
+    const COMPONENT: &'static str = "replicaset-controller";
+
+    fn selects(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.spec
+            .as_ref()
+            .is_some_and(|s| selects(&s.selector, labels))
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.clone())
+    }
+
+    fn counts(&self) -> Counts {
+        let s = self.status.clone().unwrap_or_default();
+        Counts {
+            replicas: s.replicas,
+            fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
+            ready: s.ready_replicas.unwrap_or(0),
+            available: s.available_replicas.unwrap_or(0),
+            observed_generation: s.observed_generation,
+        }
+    }
+
+    fn with_counts(&self, c: Counts) -> Self {
+        let mut updated = self.clone();
+        updated.status = Some(ReplicaSetStatus {
+            replicas: c.replicas,
+            fully_labeled_replicas: Some(c.fully_labeled),
+            ready_replicas: Some(c.ready),
+            available_replicas: Some(c.available),
+            observed_generation: c.observed_generation,
+            ..self.status.clone().unwrap_or_default()
+        });
+        updated
+    }
+}
+
+impl Replicated for ReplicationController {
+    const COMPONENT: &'static str = "replication-controller";
+
+    /// A ReplicationController's selector is a plain map, all of whose
+    /// pairs must be present (the API defaults it to the template's labels).
+    fn selects(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        let Some(selector) = self.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            return false;
+        };
+        !selector.is_empty()
+            && labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.clone())
+    }
+
+    fn counts(&self) -> Counts {
+        let s = self.status.clone().unwrap_or_default();
+        Counts {
+            replicas: s.replicas,
+            fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
+            ready: s.ready_replicas.unwrap_or(0),
+            available: s.available_replicas.unwrap_or(0),
+            observed_generation: s.observed_generation,
+        }
+    }
+
+    fn with_counts(&self, c: Counts) -> Self {
+        let mut updated = self.clone();
+        updated.status = Some(ReplicationControllerStatus {
+            replicas: c.replicas,
+            fully_labeled_replicas: Some(c.fully_labeled),
+            ready_replicas: Some(c.ready),
+            available_replicas: Some(c.available),
+            observed_generation: c.observed_generation,
+            ..self.status.clone().unwrap_or_default()
+        });
+        updated
+    }
+}
+
+struct Controller<K: Replicated> {
     client: Client,
-    replicasets: Shared<ReplicaSet>,
+    owners: Shared<K>,
     pods: Shared<Pod>,
     queue: WorkQueue,
     expectations: Expectations,
 }
 
-/// Starts the controller on the shared informers.
-pub fn start(client: Client, replicasets: Shared<ReplicaSet>, pods: Shared<Pod>) {
+/// Starts the controller of kind `K` on the shared informers.
+pub fn start<K: Replicated>(client: Client, owners: Shared<K>, pods: Shared<Pod>) {
     let c = Arc::new(Controller {
         client,
-        replicasets,
+        owners,
         pods,
         queue: WorkQueue::new(),
         expectations: Expectations::default(),
     });
-    tokio::spawn(c.clone().watch_replicasets());
+    tokio::spawn(c.clone().watch_owners());
     tokio::spawn(c.clone().watch_pods());
     tokio::spawn(async move {
         let worker = c.clone();
         c.queue
-            .process("replicaset", |key| {
+            .process(K::COMPONENT, |key| {
                 let c = worker.clone();
                 async move { c.sync(&key).await }
             })
@@ -126,9 +272,9 @@ pub fn pods_to_delete(mut pods: Vec<Arc<Pod>>, count: usize) -> Vec<Arc<Pod>> {
     pods
 }
 
-impl Controller {
-    async fn watch_replicasets(self: Arc<Self>) {
-        let mut changes = self.replicasets.subscribe();
+impl<K: Replicated> Controller<K> {
+    async fn watch_owners(self: Arc<Self>) {
+        let mut changes = self.owners.subscribe();
         while let Some(change) = changes.next().await {
             match change {
                 Change::Applied(rs) | Change::Deleted(rs) => self.queue.add(key_of(rs.as_ref())),
@@ -148,7 +294,7 @@ impl Controller {
     }
 
     fn enqueue_all(&self) {
-        for rs in self.replicasets.store().state() {
+        for rs in self.owners.store().state() {
             self.queue.add(key_of(rs.as_ref()));
         }
     }
@@ -156,15 +302,14 @@ impl Controller {
     fn enqueue_for_pod(&self, pod: &Pod) {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         match controller_of(pod.metadata.owner_references.as_ref()) {
-            Some(owner) if owner.kind == "ReplicaSet" => {
+            Some(owner) if owner.kind == K::kind(&()) => {
                 self.queue.add(workqueue::key(namespace, &owner.name));
             }
             Some(_) => {}
             None => {
-                for rs in self.replicasets.store().state() {
-                    let selector = rs.spec.as_ref().map(|s| &s.selector);
-                    if rs.metadata.namespace.as_deref() == Some(namespace)
-                        && selector.is_some_and(|s| selects(s, pod.metadata.labels.as_ref()))
+                for rs in self.owners.store().state() {
+                    if rs.meta().namespace.as_deref() == Some(namespace)
+                        && rs.selects(pod.metadata.labels.as_ref())
                     {
                         self.queue.add(key_of(rs.as_ref()));
                     }
@@ -175,12 +320,12 @@ impl Controller {
 
     async fn sync(&self, key: &str) -> Result<(), ReplicaSetError> {
         let (namespace, name) = workqueue::split(key);
-        let found = self.replicasets.get(namespace, name);
+        let found = self.owners.get(namespace, name);
         let Some(rs) = found else {
             self.expectations.forget(key);
             return Ok(());
         };
-        let (Some(spec), Some(uid)) = (rs.spec.as_ref(), rs.metadata.uid.as_deref()) else {
+        let Some(uid) = rs.meta().uid.as_deref() else {
             return Ok(());
         };
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
@@ -195,9 +340,9 @@ impl Controller {
         for pod in &all_pods {
             match controller_of(pod.metadata.owner_references.as_ref()) {
                 Some(o) if o.uid == uid => owned.push(pod.clone()),
-                None if rs.metadata.deletion_timestamp.is_none()
+                None if rs.meta().deletion_timestamp.is_none()
                     && pod.metadata.deletion_timestamp.is_none()
-                    && selects(&spec.selector, pod.metadata.labels.as_ref()) =>
+                    && rs.selects(pod.metadata.labels.as_ref()) =>
                 {
                     self.adopt(&pods_api, pod, &rs, uid).await?;
                     owned.push(pod.clone());
@@ -211,7 +356,7 @@ impl Controller {
                 .iter()
                 .any(|p| p.metadata.name.as_deref() == Some(n) && is_active(p))
         };
-        if rs.metadata.deletion_timestamp.is_none() && self.expectations.satisfied(key, present) {
+        if rs.meta().deletion_timestamp.is_none() && self.expectations.satisfied(key, present) {
             self.manage(key, &rs, &pods_api, &active).await?;
         }
         self.update_status(&rs, &active).await
@@ -221,14 +366,14 @@ impl Controller {
         &self,
         api: &Api<Pod>,
         pod: &Pod,
-        rs: &ReplicaSet,
+        rs: &K,
         uid: &str,
     ) -> Result<(), ReplicaSetError> {
         let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
         refs.push(owner_reference(
-            "apps/v1",
-            "ReplicaSet",
-            rs.metadata.name.as_deref().unwrap_or_default(),
+            &K::api_version(&()),
+            &K::kind(&()),
+            rs.meta().name.as_deref().unwrap_or_default(),
             uid,
         ));
         let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
@@ -242,30 +387,21 @@ impl Controller {
     async fn manage(
         &self,
         key: &str,
-        rs: &ReplicaSet,
+        rs: &K,
         api: &Api<Pod>,
         active: &[Arc<Pod>],
     ) -> Result<(), ReplicaSetError> {
-        let want = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(1)
-            .max(0) as usize;
-        let rs_name = rs.metadata.name.clone().unwrap_or_default();
-        let rs_ref = crate::events::reference("apps/v1", "ReplicaSet", &rs.metadata);
+        let want = rs.replicas().max(0) as usize;
+        let rs_name = rs.meta().name.clone().unwrap_or_default();
+        let rs_ref = crate::events::reference(&K::api_version(&()), &K::kind(&()), rs.meta());
         if active.len() < want {
-            let template = rs
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.clone())
-                .unwrap_or_default();
-            let uid = rs.metadata.uid.clone().unwrap_or_default();
+            let template = rs.template().unwrap_or_default();
+            let uid = rs.meta().uid.clone().unwrap_or_default();
             let mut meta = template.metadata.unwrap_or_default();
             meta.generate_name = Some(format!("{rs_name}-"));
             meta.owner_references = Some(vec![owner_reference(
-                "apps/v1",
-                "ReplicaSet",
+                &K::api_version(&()),
+                &K::kind(&()),
                 &rs_name,
                 &uid,
             )]);
@@ -287,7 +423,7 @@ impl Controller {
                         let n = p.metadata.name.unwrap_or_default();
                         crate::events::record(
                             &self.client,
-                            COMPONENT,
+                            K::COMPONENT,
                             rs_ref.clone(),
                             "Normal",
                             "SuccessfulCreate",
@@ -318,7 +454,7 @@ impl Controller {
                 }
                 crate::events::record(
                     &self.client,
-                    COMPONENT,
+                    K::COMPONENT,
                     rs_ref.clone(),
                     "Normal",
                     "SuccessfulDelete",
@@ -332,17 +468,12 @@ impl Controller {
         Ok(())
     }
 
-    async fn update_status(
-        &self,
-        rs: &ReplicaSet,
-        active: &[Arc<Pod>],
-    ) -> Result<(), ReplicaSetError> {
-        let spec = rs.spec.as_ref();
-        let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
-        let template_labels = spec
-            .and_then(|s| s.template.as_ref())
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
+    async fn update_status(&self, rs: &K, active: &[Arc<Pod>]) -> Result<(), ReplicaSetError> {
+        let min_ready = rs.min_ready_seconds();
+        let template_labels = rs
+            .template()
+            .and_then(|t| t.metadata)
+            .and_then(|m| m.labels)
             .unwrap_or_default();
         let now = Timestamp::now();
         let count = |f: &dyn Fn(&Pod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
@@ -355,31 +486,23 @@ impl Controller {
         });
         let ready = count(&|p| ready_since(p).is_some());
         let available = count(&|p| is_available(p, min_ready, now));
-        let generation = rs.metadata.generation;
-        let status = rs.status.clone().unwrap_or_default();
-        if status.replicas == replicas
-            && status.fully_labeled_replicas.unwrap_or(0) == fully_labeled
-            && status.ready_replicas.unwrap_or(0) == ready
-            && status.available_replicas.unwrap_or(0) == available
-            && status.observed_generation == generation
-        {
+        let counts = Counts {
+            replicas,
+            fully_labeled,
+            ready,
+            available,
+            observed_generation: rs.meta().generation,
+        };
+        if rs.counts() == counts {
             return Ok(());
         }
         // A status update (not a patch), as upstream's controller role allows.
-        let mut updated = rs.clone();
-        updated.status = Some(ReplicaSetStatus {
-            replicas,
-            fully_labeled_replicas: Some(fully_labeled),
-            ready_replicas: Some(ready),
-            available_replicas: Some(available),
-            observed_generation: generation,
-            ..status
-        });
-        let api: Api<ReplicaSet> = Api::namespaced(
+        let updated = rs.with_counts(counts);
+        let api: Api<K> = Api::namespaced(
             self.client.clone(),
-            rs.metadata.namespace.as_deref().unwrap_or_default(),
+            rs.meta().namespace.as_deref().unwrap_or_default(),
         );
-        let name = rs.metadata.name.as_deref().unwrap_or_default();
+        let name = rs.meta().name.as_deref().unwrap_or_default();
         match api
             .replace_status(name, &PostParams::default(), &updated)
             .await
