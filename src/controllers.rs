@@ -58,6 +58,8 @@ pub struct Settings {
     pub node_monitor_grace_period: std::time::Duration,
     /// PodGC's threshold and quarantine.
     pub pod_gc: podgc::Settings,
+    /// The range node IPAM cuts each node's podCIDR from (`--cluster-cidr`).
+    pub cluster_cidr: ipnet::IpNet,
 }
 
 /// Runs the scheduler and the controllers (with the garbage collector) each
@@ -107,6 +109,12 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         router.clone(),
         UserInfo::component("system:kube-controller-manager"),
     );
+    // Node IPAM runs as the node controller's service account, as in
+    // kube-controller-manager (its role may patch nodes).
+    tokio::spawn(crate::node_ipam::run(
+        in_process(router.clone(), controller_user("node")),
+        settings.cluster_cidr,
+    ));
     let pods = Informer::start(Api::<Pod>::all(informers_client.clone()));
     let nodes = Informer::start(Api::<Node>::all(informers_client.clone()));
     let replicasets = Informer::start(Api::<ReplicaSet>::all(informers_client.clone()));

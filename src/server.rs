@@ -117,6 +117,7 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
             terminated_threshold: config.terminated_pod_gc_threshold,
             quarantine: config.pod_gc_orphan_quarantine,
         },
+        cluster_cidr: config.cluster_cidr,
     };
     let candidacies =
         crate::controllers::start_elected(api.router(), api.caches(), &pki.ca_pem, settings);
@@ -180,20 +181,13 @@ fn notify_ready() {
     }
 }
 
-/// Starts node IPAM and, unless `--disable-agent`, this server's own node.
+/// Starts this server's own node, unless `--disable-agent`.
 fn start_node_roles(
     config: &ServerConfig,
     api: &ApiServer,
     pki: &pki::Pki,
     tokens: crate::kubelet::server::InProcessTokens,
 ) {
-    // Node IPAM runs as the node controller's service account, as in
-    // kube-controller-manager (its role may patch nodes).
-    let ipam_client = crate::client::in_process(
-        api.router(),
-        UserInfo::service_account("kube-system", "node-controller"),
-    );
-    tokio::spawn(crate::node_ipam::run(ipam_client, config.cluster_cidr));
     if config.disable_agent {
         tracing::info!("--disable-agent: running the control plane only, without a node");
         return;
