@@ -101,10 +101,19 @@ pub fn start_in_process(router: axum::Router) {
 
 /// Starts the scheduler on the given informers.
 pub fn start(client: Client, informers: Informers) {
+    // The active queue is ordered as upstream's PrioritySort: higher
+    // `spec.priority` first, then the order pods arrived in.
+    let pods = informers.pods.clone();
+    let priority: crate::workqueue::PriorityFn = Arc::new(move |key: &str| {
+        let (namespace, name) = workqueue::split(key);
+        pods.get(namespace, name)
+            .and_then(|p| p.spec.as_ref().and_then(|s| s.priority))
+            .unwrap_or(0)
+    });
     let scheduler = Arc::new(Scheduler {
         client,
         informers,
-        queue: WorkQueue::new(),
+        queue: WorkQueue::prioritized(priority),
         cache: std::sync::Mutex::new(Cache::default()),
         state: std::sync::Mutex::new(State::default()),
     });

@@ -2,8 +2,13 @@
 //! upstream's rate-limited workqueue: a key queued twice before a worker
 //! takes it is processed once, and a key whose sync failed comes back after
 //! 100 ms, 200 ms, ... up to a minute, so a failing object never spins.
+//! Keys leave in the order they came, unless the queue was made with a
+//! priority function ([`WorkQueue::prioritized`]): then higher priorities
+//! leave first, and keys of one priority in the order they came (the
+//! scheduler's active queue, ordered as upstream's PrioritySort).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,31 +17,61 @@ use tokio::sync::Notify;
 const BASE_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
+/// A waiting key: the heap's greatest entry (highest priority, then the
+/// earliest arrival) leaves first.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    priority: i32,
+    arrival: Reverse<u64>,
+    key: String,
+}
+
 #[derive(Default)]
 struct Inner {
-    queue: VecDeque<String>,
+    queue: BinaryHeap<Entry>,
     queued: HashSet<String>,
     failures: HashMap<String, u32>,
+    arrivals: u64,
 }
+
+/// The priority of a key, looked up when it is queued.
+pub type PriorityFn = Arc<dyn Fn(&str) -> i32 + Send + Sync>;
 
 /// A queue of object keys (`namespace/name`).
 #[derive(Clone, Default)]
 pub struct WorkQueue {
     inner: Arc<Mutex<Inner>>,
     ready: Arc<Notify>,
+    priority: Option<PriorityFn>,
 }
 
 impl WorkQueue {
-    /// A new, empty queue.
+    /// A new, empty queue: first in, first out.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A new, empty queue whose keys leave by `priority` (highest first),
+    /// then in the order they came.
+    pub fn prioritized(priority: PriorityFn) -> Self {
+        WorkQueue {
+            priority: Some(priority),
+            ..Self::default()
+        }
+    }
+
     /// Queues `key` unless it is already waiting.
     pub fn add(&self, key: String) {
+        let priority = self.priority.as_ref().map_or(0, |f| f(&key));
         let mut inner = self.lock();
         if inner.queued.insert(key.clone()) {
-            inner.queue.push_back(key);
+            inner.arrivals += 1;
+            let arrival = Reverse(inner.arrivals);
+            inner.queue.push(Entry {
+                priority,
+                arrival,
+                key,
+            });
             drop(inner);
             self.ready.notify_one();
         }
@@ -73,7 +108,7 @@ impl WorkQueue {
             let notified = self.ready.notified();
             {
                 let mut inner = self.lock();
-                if let Some(key) = inner.queue.pop_front() {
+                if let Some(Entry { key, .. }) = inner.queue.pop() {
                     inner.queued.remove(&key);
                     return key;
                 }
@@ -150,6 +185,24 @@ mod tests {
         assert_eq!(q.next().await, "a/x");
         assert_eq!(q.next().await, "a/y");
         assert!(q.lock().queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_prioritized_queue_hands_out_higher_priorities_first() {
+        let q = WorkQueue::prioritized(Arc::new(|key: &str| {
+            key.strip_prefix("p")
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        }));
+        for key in ["p0/a", "p5/b", "p0/c", "p9/d", "p5/e"] {
+            q.add(key.into());
+        }
+        let mut order = Vec::new();
+        for _ in 0..5 {
+            order.push(q.next().await);
+        }
+        assert_eq!(order, ["p9/d", "p5/b", "p5/e", "p0/a", "p0/c"]);
     }
 
     #[tokio::test]
