@@ -242,6 +242,22 @@ fn pods_restart_probe_initialise_configure_and_stop_gracefully() {
     node.wait_pod_field("crash", restarts, Duration::from_secs(90), |c| {
         c.parse::<u32>().is_ok_and(|c| c >= 3)
     });
+    // Repeats of one event are counted on one Event, as upstream's
+    // recorder does ("x4 over 1m" in kubectl describe).
+    let counts = node
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=crash,reason=Started",
+            "-o=jsonpath={.items[*].count}",
+        ])
+        .unwrap_or_default();
+    let counts: Vec<u32> = counts
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    assert!(counts.len() == 1 && counts[0] >= 3, "{counts:?}");
     assert!(node.container_log("crash", "main", 0).contains("crashing"));
     assert!(node.container_log("crash", "main", 2).contains("crashing"));
     node.wait_for(
