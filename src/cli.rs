@@ -7,6 +7,7 @@
 //! environment variable or from the YAML config file; [`server::resolve`]
 //! merges the three (flag > env > file > default) and validates the result.
 
+pub mod certificate;
 pub mod check_config;
 pub mod config_file;
 pub mod host;
@@ -41,6 +42,8 @@ pub enum Command {
     Ctr(tools::PassThrough),
     /// Check that this machine has what skiff needs (kernel, binaries).
     CheckConfig,
+    /// Check or rotate skiff's certificates.
+    Certificate(certificate::CertificateArgs),
 }
 
 /// The text `skiff version` prints.

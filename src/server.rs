@@ -8,6 +8,7 @@
 
 pub mod gate;
 pub mod listener;
+pub mod lock;
 pub mod manifests;
 
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ use crate::store::{self, StoreError};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error("opening the datastore: {0}")]
@@ -75,6 +78,8 @@ pub fn run(config: ServerConfig) -> ExitCode {
 async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let started = Instant::now();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "starting skiff server");
+    // Held until this function returns, that is for the server's lifetime.
+    let _data_dir_lock = lock::acquire(&config.data_dir)?;
 
     let pki = pki::ensure(&PkiParams {
         data_dir: config.data_dir.clone(),

@@ -1,5 +1,5 @@
 //! The operator's commands: `skiff kubectl` (kubectl with the server's
-//! admin kubeconfig), `skiff ctr` and `skiff check-config`.
+//! admin kubeconfig), `skiff ctr`, `skiff check-config` and `skiff certificate`.
 
 mod common;
 
@@ -159,4 +159,99 @@ fn check_config_reports_every_check_and_how_to_fix_failures() {
         report.contains("FAIL  iptables nat: fix: iptables is not installed"),
         "{report}"
     );
+}
+
+fn certificate(server: &TestServer, args: &[&str]) -> std::process::Output {
+    skiff()
+        .arg("certificate")
+        .args(args)
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .output()
+        .expect("run skiff certificate")
+}
+
+#[test]
+fn certificates_are_checked_and_rotated_while_skiff_is_stopped() {
+    let mut server = TestServer::start();
+    let out = certificate(&server, &["check"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["FILE", "SUBJECT", "USAGES", "EXPIRES", "RESIDUAL", "STATUS"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let line = |file: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(file))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let serving = line("server/tls/serving-kube-apiserver.crt");
+    assert!(
+        serving.contains("kube-apiserver") && serving.contains("ServerAuth"),
+        "{table}"
+    );
+    assert!(serving.trim_end().ends_with("OK"), "{table}");
+    assert!(line("server/tls/server-ca.crt").contains("CA"), "{table}");
+    assert!(
+        line("server/tls/client-admin.crt").contains("system:admin"),
+        "{table}"
+    );
+
+    // One skiff per data dir: a second server, and a rotation, are refused
+    // while the first runs.
+    let second = skiff()
+        .args(["server", "--disable-agent", "--bind-address=127.0.0.1"])
+        .arg(format!("--https-listen-port={}", common::free_port()))
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .arg("--write-kubeconfig")
+        .arg(server.dir.path().join("second.yaml"))
+        .arg("--config")
+        .arg(&server.config)
+        .output()
+        .expect("run a second skiff server");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another skiff server is running on the data dir"),
+        "{stderr}"
+    );
+    let out = certificate(&server, &["rotate"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop it first"),
+        "{out:?}"
+    );
+
+    let before = std::fs::read_to_string(server.tls_file("serving-kube-apiserver.crt"))
+        .expect("serving cert");
+    let admin_before =
+        std::fs::read_to_string(server.tls_file("client-admin.crt")).expect("admin cert");
+    server.stop();
+    let out = certificate(&server, &["rotate", "--service", "api-server"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("api-server: set aside"), "{text}");
+    assert!(!server.tls_file("serving-kube-apiserver.crt").exists());
+    let out = certificate(&server, &["rotate", "--service", "etcd"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown --service"),
+        "{out:?}"
+    );
+
+    server.launch(&[]);
+    server.wait_ready();
+    let after = std::fs::read_to_string(server.tls_file("serving-kube-apiserver.crt"))
+        .expect("reissued serving cert");
+    assert_ne!(before, after, "a new serving certificate");
+    assert_eq!(
+        admin_before,
+        std::fs::read_to_string(server.tls_file("client-admin.crt")).expect("admin cert"),
+        "only the chosen certificate is rotated"
+    );
+    let out = server.kubectl(&["get", "namespaces", "-o", "name"]);
+    assert!(out.status.success(), "{out:?}");
 }

@@ -48,6 +48,12 @@ fn env_or_config(env: &str, key: &str, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
+/// skiff's data dir as the operator commands find it: `SKIFF_DATA_DIR`,
+/// else the config file's `data-dir`, else `/var/lib/skiff`.
+pub fn data_dir() -> PathBuf {
+    env_or_config("SKIFF_DATA_DIR", "data-dir", DEFAULT_DATA_DIR)
+}
+
 /// The admin kubeconfig `skiff kubectl` uses.
 pub fn kubeconfig() -> PathBuf {
     env_or_config(
@@ -106,7 +112,7 @@ pub fn kubectl(args: PassThrough) -> ExitCode {
 
 /// `skiff ctr ARGS...`.
 pub fn ctr(args: PassThrough) -> ExitCode {
-    let data_dir = env_or_config("SKIFF_DATA_DIR", "data-dir", DEFAULT_DATA_DIR);
+    let data_dir = data_dir();
     let layout = crate::runtime::config::Layout::new(&data_dir.join("agent"));
     let mut full: Vec<OsString> = Vec::new();
     if std::env::var_os("CONTAINERD_ADDRESS").is_none() {
