@@ -25,6 +25,10 @@ pub struct AgentConfig {
     pub node_name: String,
     pub node_ip: IpAddr,
     pub container_runtime_endpoint: Option<PathBuf>,
+    /// Private registries (`--private-registry`) and whether to pull
+    /// through their mirrors only (`--disable-default-registry-endpoint`).
+    pub private_registry: PathBuf,
+    pub disable_default_registry_endpoint: bool,
     pub cluster_cidr: IpNet,
     pub service_cidr: IpNet,
     /// Whether this node also runs the control plane (labels it so).
@@ -53,6 +57,8 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
     let runtime = runtime::start(&RuntimeSettings {
         agent_dir: agent_dir.clone(),
         endpoint: config.container_runtime_endpoint.clone(),
+        private_registry: config.private_registry.clone(),
+        disable_default_registry_endpoint: config.disable_default_registry_endpoint,
     })
     .await?;
     tracing::info!(socket = %runtime.socket.display(), "container runtime is ready");

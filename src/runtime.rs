@@ -10,6 +10,7 @@
 pub mod config;
 pub mod cri;
 pub mod images;
+pub mod registries;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub use cri::Cri;
 /// Why the node's container runtime is not available.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    #[error(transparent)]
+    Registries(#[from] registries::RegistriesError),
     #[error(
         "`{binary}` is not installed (looked in PATH): install the Debian package `{package}` (apt-get install {package}), or point --container-runtime-endpoint at an existing CRI socket"
     )]
@@ -57,6 +60,11 @@ pub struct RuntimeSettings {
     pub agent_dir: PathBuf,
     /// An existing CRI socket to use instead of launching containerd.
     pub endpoint: Option<PathBuf>,
+    /// The private registries file (`--private-registry`; absent: none).
+    pub private_registry: PathBuf,
+    /// Pull through the mirrors only, never from the registry itself
+    /// (`--disable-default-registry-endpoint`).
+    pub disable_default_registry_endpoint: bool,
 }
 
 /// A running container runtime: its CRI socket.
@@ -87,11 +95,20 @@ pub async fn start(settings: &RuntimeSettings) -> Result<Runtime, RuntimeError> 
     let cni_bin = config::cni_bin_dir().ok_or(RuntimeError::NoCniPlugins)?;
     let layout = config::Layout::new(&settings.agent_dir);
     let host = config::HostFeatures::detect();
-    let text = config::render(&layout, &cni_bin, &host);
-    layout.write_config(&text)?;
+    let registries = registries::load(&settings.private_registry)?;
+    let hosts = registries
+        .as_ref()
+        .map(|r| registries::hosts_files(r, settings.disable_default_registry_endpoint))
+        .unwrap_or_default();
+    registries::write_hosts(&layout.certs_d, &hosts)?;
+    if registries.is_some() {
+        tracing::info!(path = %settings.private_registry.display(), registries = hosts.len(), "private registries configured");
+    }
+    let text = config::render(&layout, &cni_bin, &host, registries.as_ref());
+    let changed = layout.write_config(&text)?;
     let socket = layout.socket.clone();
     let cni_conf_dir = layout.cni_conf_dir.clone();
-    supervisor::ensure_running(layout).await?;
+    supervisor::ensure_running(layout, changed).await?;
     let images = settings.agent_dir.join("images");
     let state = settings.agent_dir.join("images-imported.json");
     images::import_all(&images, &state, &socket, host.snapshotter()).await?;

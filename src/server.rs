@@ -222,6 +222,8 @@ fn start_node_roles(
             node_name: config.node_name.clone(),
             node_ip: config.advertise_address,
             container_runtime_endpoint: config.container_runtime_endpoint.clone(),
+            private_registry: config.private_registry.clone(),
+            disable_default_registry_endpoint: config.disable_default_registry_endpoint,
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,
             control_plane: true,

@@ -93,6 +93,13 @@ pub struct ServerArgs {
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
+    /// Private registries file (mirrors, auth, TLS) [default: /etc/skiff/registries.yaml]
+    #[arg(long, env = "SKIFF_PRIVATE_REGISTRY", value_name = "FILE")]
+    pub private_registry: Option<String>,
+    /// Pull only through the mirrors in the private registries file, never from the registries themselves
+    #[arg(long, env = "SKIFF_DISABLE_DEFAULT_REGISTRY_ENDPOINT", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub disable_default_registry_endpoint: Option<String>,
     /// Port of the node's kubelet HTTPS server (logs, exec, port-forward) [default: 10250]
     #[arg(long, env = "SKIFF_KUBELET_PORT", value_name = "PORT")]
     pub kubelet_port: Option<String>,
@@ -136,6 +143,8 @@ pub const FLAGS: &[&str] = &[
     "disable-agent",
     "node-name",
     "container-runtime-endpoint",
+    "private-registry",
+    "disable-default-registry-endpoint",
     "kubelet-port",
     "container-log-max-size",
     "container-log-max-files",
@@ -166,6 +175,8 @@ pub struct ServerConfig {
     pub disable_agent: bool,
     pub node_name: String,
     pub container_runtime_endpoint: Option<PathBuf>,
+    pub private_registry: PathBuf,
+    pub disable_default_registry_endpoint: bool,
     pub kubelet_port: u16,
     /// Bytes at which a container log file is rotated.
     pub container_log_max_size: u64,
@@ -301,6 +312,16 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     );
     let container_runtime_endpoint =
         (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
+    let private_registry = checks::path(&pick(
+        "private-registry",
+        &args.private_registry,
+        crate::runtime::registries::DEFAULT_PATH,
+    ))?;
+    let disable_default_registry_endpoint = checks::boolean(&pick(
+        "disable-default-registry-endpoint",
+        &args.disable_default_registry_endpoint,
+        "false",
+    ))?;
     let kubelet_port = checks::port(&pick("kubelet-port", &args.kubelet_port, "10250"))?;
     let container_log_max_size = checks::size(&pick(
         "container-log-max-size",
@@ -365,6 +386,8 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         disable_agent,
         node_name,
         container_runtime_endpoint,
+        private_registry,
+        disable_default_registry_endpoint,
         kubelet_port,
         container_log_max_size,
         container_log_max_files,

@@ -19,8 +19,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Makes sure containerd answers on `layout.socket`, then keeps it running
 /// from a background task.
-pub async fn ensure_running(layout: Layout) -> Result<(), RuntimeError> {
-    if answers(&layout).await {
+pub async fn ensure_running(layout: Layout, config_changed: bool) -> Result<(), RuntimeError> {
+    if answers(&layout).await && (!config_changed || !stop_for_new_config(&layout).await) {
         tracing::info!(socket = %layout.socket.display(), "reusing the running containerd");
         tokio::spawn(supervise(layout, None));
         return Ok(());
@@ -30,6 +30,37 @@ pub async fn ensure_running(layout: Layout) -> Result<(), RuntimeError> {
     tracing::info!(socket = %layout.socket.display(), "containerd is ready");
     tokio::spawn(supervise(layout, Some(child)));
     Ok(())
+}
+
+/// Stops the running containerd skiff launched before (its pid file names
+/// it, and its command line names this layout's config) so that a changed
+/// config takes effect; running containers and their shims are unaffected.
+/// False when it is not ours or does not stop.
+async fn stop_for_new_config(layout: &Layout) -> bool {
+    let Some(pid) = std::fs::read_to_string(&layout.pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let config = layout.config.as_os_str().as_encoded_bytes();
+    if !cmdline.split(|b| *b == 0).any(|arg| arg == config) {
+        return false;
+    }
+    tracing::info!(pid, "containerd's config changed: restarting it");
+    // SAFETY: kill only sends a signal to the process named by pid.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 async fn answers(layout: &Layout) -> bool {
