@@ -50,6 +50,12 @@ async fn serve(config: JoinConfig) -> Result<(), String> {
         node = %config.node_name,
         "starting skiff agent"
     );
+    if config.node_ip.is_loopback() {
+        tracing::warn!(
+            node_ip = %config.node_ip,
+            "this node's address is a loopback address (no default route to take it from): the server cannot reach its kubelet for logs and exec; give --node-ip"
+        );
+    }
     let settings = JoinSettings {
         server: config.server.clone(),
         token: config.token.clone(),
