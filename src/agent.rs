@@ -1,6 +1,7 @@
 //! The node roles of skiff: the container runtime (supervised containerd or
 //! an existing CRI socket), image import, the pod network and the kubelet.
-//! `skiff server` runs them in-process unless `--disable-agent` is given.
+//! `skiff server` runs them in-process unless `--disable-agent` is given;
+//! `skiff agent` runs them on a machine that joins a server (`remote.rs`).
 //!
 //! A node that cannot start (containerd, runc or the CNI plugins missing,
 //! for instance) does not take the control plane down: the error is logged
@@ -8,6 +9,9 @@
 //! which ships its own runtime, exits instead; skiff uses the distribution's
 //! packages, so a server usable for its API while they are installed is the
 //! more helpful behaviour.
+
+pub mod join;
+pub mod remote;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -52,7 +56,8 @@ pub fn spawn(client: kube::Client, config: AgentConfig) -> tokio::task::JoinHand
     })
 }
 
-async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletError> {
+/// Runs the node roles until the process ends (`skiff agent` and [`spawn`]).
+pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletError> {
     let agent_dir = config.data_dir.join("agent");
     let runtime = runtime::start(&RuntimeSettings {
         agent_dir: agent_dir.clone(),

@@ -7,6 +7,7 @@
 //! environment variable or from the YAML config file; [`server::resolve`]
 //! merges the three (flag > env > file > default) and validates the result.
 
+pub mod agent;
 pub mod certificate;
 pub mod check_config;
 pub mod config_file;
@@ -30,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane: API server, store, scheduler and controllers.
     Server(Box<server::ServerArgs>),
+    /// Run a node that joins a server: `skiff agent --server URL --token TOKEN`.
+    Agent(Box<agent::AgentArgs>),
     /// Simulate nodes for testing the control plane (no containers run).
     SimNodes(sim_nodes::SimNodesArgs),
     /// Print the version of this skiff binary.

@@ -71,7 +71,20 @@ pub async fn run(
     let version = cri.version().await?;
     let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
     let nodes: Api<Node> = Api::all(client.clone());
-    let node = register(&nodes, &settings).await?;
+    // A remote node's server may be restarting: transport failures and
+    // server errors are retried, refusals end the kubelet.
+    let mut backoff = crate::agent::join::Backoff::default();
+    let node = loop {
+        match register(&nodes, &settings).await {
+            Ok(node) => break node,
+            Err(KubeletError::Register { source, .. }) if is_transient(&source) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %source, "cannot register the node; retrying in {}s", delay.as_secs());
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let node_uid = node.metadata.uid.clone().unwrap_or_default();
     if let Some(tls) = settings.tls.clone() {
         tokio::spawn(server::run(
@@ -94,7 +107,16 @@ pub async fn run(
     ));
 
     let mut written = report(&nodes, &settings, &mut cri, &runtime_version, None).await;
-    let pod_cidr = wait_for_pod_cidr(&nodes, &settings.node_name).await?;
+    let pod_cidr = loop {
+        match wait_for_pod_cidr(&nodes, &settings.node_name).await {
+            Ok(cidr) => break cidr,
+            Err(e @ KubeletError::PodCidr(..)) => {
+                tracing::warn!(error = %e, "retrying in 2s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     net::setup(&NetSettings {
         cni_conf_dir: runtime.cni_conf_dir.clone(),
         ipam_dir: settings.data_dir.join("cni").join("networks"),
@@ -110,6 +132,15 @@ pub async fn run(
     loop {
         tick.tick().await;
         written = report(&nodes, &settings, &mut cri, &runtime_version, written).await;
+    }
+}
+
+/// Whether a failed request may succeed when repeated: the server was
+/// unreachable or answered a server error.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        _ => true,
     }
 }
 

@@ -24,6 +24,16 @@ fn main() -> ExitCode {
         Command::Ctr(args) => skiff::cli::tools::ctr(args),
         Command::CheckConfig => skiff::cli::check_config::main(),
         Command::Certificate(args) => skiff::cli::certificate::main(args),
+        Command::Agent(args) => {
+            let sub = matches.subcommand_matches("agent").unwrap_or(&matches);
+            match skiff::cli::agent::resolve(&args, sub) {
+                Ok(config) => skiff::agent::remote::run(config),
+                Err(e) => {
+                    eprintln!("skiff agent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

@@ -7,6 +7,7 @@
 //! process with its message; SIGTERM or SIGINT shut it down gracefully.
 
 pub mod gate;
+pub mod join;
 pub mod listener;
 pub mod lock;
 pub mod manifests;
@@ -141,7 +142,8 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         Arc::new(issuer.authenticator(api.objects())),
     ]);
     let tokens = crate::kubelet::server::InProcessTokens(authenticator.clone());
-    let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
+    let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone())
+        .with_join(join_supervisor(&config, &api)?);
     let tls = listener::tls_config(&pki.serving_cert_pem, &pki.serving_key_pem, &clients)?;
     let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
     let socket = listener::bind(addr).await?;
@@ -162,6 +164,33 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     }
     tracing::info!("skiff server stopped");
     Ok(())
+}
+
+/// The issuer of joining nodes' credentials. It keeps the node-identity
+/// Secrets as an administrator, as k3s's supervisor does.
+fn join_supervisor(
+    config: &ServerConfig,
+    api: &ApiServer,
+) -> Result<join::Supervisor, ServerError> {
+    let paths = pki::Paths::new(&config.data_dir);
+    let ca = pki::ca::Ca::load_or_create(&paths.ca_cert, &paths.ca_key)?;
+    let mut supervisor = UserInfo::component("system:skiff-supervisor");
+    supervisor.groups.insert(0, "system:masters".to_string());
+    let settings = join::ClusterConfig {
+        cluster_cidr: config.cluster_cidr,
+        service_cidr: config.service_cidr,
+        cluster_dns: config.cluster_dns,
+        cluster_domain: config.cluster_domain.clone(),
+        server: format!(
+            "https://{}",
+            SocketAddr::new(config.advertise_address, config.https_listen_port)
+        ),
+    };
+    Ok(join::Supervisor::new(
+        ca,
+        settings,
+        crate::client::in_process(api.router(), supervisor),
+    ))
 }
 
 /// Tells systemd (a `Type=notify` unit) that the server is serving:
@@ -264,7 +293,7 @@ fn kubeconfig_server(config: &ServerConfig) -> String {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

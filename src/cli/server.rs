@@ -7,7 +7,7 @@
 //! its source. Cross-flag rules (CIDRs that overlap, a DNS address outside the
 //! service range) are checked last.
 
-mod checks;
+pub(crate) mod checks;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -229,14 +229,14 @@ pub enum ConfigError {
 }
 
 /// A raw setting: its text and where it came from.
-struct Raw {
-    flag: &'static str,
-    value: String,
-    origin: Origin,
+pub(crate) struct Raw {
+    pub(crate) flag: &'static str,
+    pub(crate) value: String,
+    pub(crate) origin: Origin,
 }
 
 impl Raw {
-    fn invalid(&self, fix: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(&self, fix: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             flag: self.flag,
             value: self.value.clone(),
@@ -414,7 +414,7 @@ fn origin_of(matches: &ArgMatches, flag: &str) -> Origin {
     }
 }
 
-fn pick_one(
+pub(crate) fn pick_one(
     matches: &ArgMatches,
     file: &ConfigFile,
     flag: &'static str,
@@ -482,8 +482,19 @@ fn token(
     matches: &ArgMatches,
     file: &ConfigFile,
 ) -> Result<Option<String>, ConfigError> {
-    let token = pick_one(matches, file, "token", args.token.clone(), "");
-    let token_file = pick_one(matches, file, "token-file", args.token_file.clone(), "");
+    token_from(matches, file, args.token.clone(), args.token_file.clone())
+}
+
+/// The token from `--token` or `--token-file` (at most one of them), as
+/// `skiff server` and `skiff agent` read it.
+pub(crate) fn token_from(
+    matches: &ArgMatches,
+    file: &ConfigFile,
+    token: Option<String>,
+    token_file: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let token = pick_one(matches, file, "token", token, "");
+    let token_file = pick_one(matches, file, "token-file", token_file, "");
     if !token.value.trim().is_empty() && !token_file.value.is_empty() {
         return Err(ConfigError::Conflict(
             "both --token and --token-file are set; give only one of them".to_string(),

@@ -30,6 +30,39 @@ pub fn ca_hash(ca_pem: &str) -> String {
     hex::encode(Sha256::digest(ca_pem.as_bytes()))
 }
 
+/// A join token as a node is given it: the CA hash it pins (absent for a
+/// bare secret) and the credentials after `::`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinToken<'a> {
+    pub ca_hash: Option<&'a str>,
+    pub credentials: &'a str,
+}
+
+/// Parses a token a node joins with: `K10<hash>::server:<secret>` (the
+/// server token), `K10<hash>::<id>.<secret>` (a bootstrap token) or a bare
+/// secret (no CA pinning).
+pub fn parse_join(token: &str) -> Result<JoinToken<'_>, PkiError> {
+    let Some(rest) = token.strip_prefix("K10") else {
+        return Ok(JoinToken {
+            ca_hash: None,
+            credentials: token,
+        });
+    };
+    let bad = || {
+        PkiError::BadToken(
+            "a full token looks like K10<64 hex digits>::server:<secret> or K10<64 hex digits>::<id>.<secret>".into(),
+        )
+    };
+    let (hash, credentials) = rest.split_once("::").ok_or_else(bad)?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || credentials.is_empty() {
+        return Err(bad());
+    }
+    Ok(JoinToken {
+        ca_hash: Some(hash),
+        credentials,
+    })
+}
+
 /// Splits a token into (CA hash, secret). A bare secret has no hash; the
 /// full form is `K10<hash>::<user>:<secret>`.
 fn parse(token: &str) -> Result<(Option<&str>, &str), PkiError> {
@@ -95,6 +128,31 @@ mod tests {
         assert_eq!(hash, Some("a".repeat(64).as_str()));
         assert_eq!(secret, "s3cret");
         assert!(parse("K10abc::server:x").is_err());
+    }
+
+    #[test]
+    fn join_tokens_parse() {
+        let hash = "c".repeat(64);
+        let server = format!("K10{hash}::server:s3cret");
+        let parsed = parse_join(&server).expect("server token");
+        assert_eq!(parsed.ca_hash, Some(hash.as_str()));
+        assert_eq!(parsed.credentials, "server:s3cret");
+        let bootstrap = format!("K10{hash}::abcdef.0123456789abcdef");
+        assert_eq!(
+            parse_join(&bootstrap).expect("bootstrap").credentials,
+            "abcdef.0123456789abcdef"
+        );
+        let bare = parse_join("s3cret").expect("bare");
+        assert_eq!(bare.ca_hash, None);
+        for bad in [
+            "K10abc::x",
+            "K10",
+            &format!("K10{hash}::"),
+            &format!("K10{hash}"),
+        ] {
+            assert!(parse_join(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ca_hash("x").len(), 64);
     }
 
     #[test]

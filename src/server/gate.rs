@@ -21,6 +21,8 @@ struct Inner {
     authenticator: Authenticator,
     router: Router,
     ca_pem: String,
+    /// Serves node credentials to joining nodes (absent: 404 as any path).
+    join: Option<super::join::Supervisor>,
 }
 
 impl Gate {
@@ -30,8 +32,19 @@ impl Gate {
                 authenticator,
                 router,
                 ca_pem,
+                join: None,
             }),
         }
+    }
+
+    /// Serves `POST /v1-skiff/node-credentials` with `join`.
+    /// Call it before the gate is cloned.
+    pub fn with_join(mut self, join: super::join::Supervisor) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.join = Some(join),
+            None => tracing::error!("the gate is already shared: nodes cannot join"),
+        }
+        self
     }
 
     /// Serves one request from a client whose connection showed `peer`.
@@ -48,6 +61,11 @@ impl Gate {
         };
         if path == "/cacerts" && (req.method() == Method::GET || req.method() == Method::HEAD) {
             return self.ca_certs();
+        }
+        if path == super::join::NODE_CREDENTIALS_PATH
+            && let Some(join) = &self.inner.join
+        {
+            return join.handle(req, &user).await;
         }
         req.extensions_mut().insert(user);
         match self.inner.router.clone().oneshot(req).await {

@@ -1,4 +1,4 @@
-//! A minimal HTTPS/1.1 client for the tests: one GET per connection, to
+//! A minimal HTTPS/1.1 client for the tests: one GET (or JSON POST) per connection, to
 //! 127.0.0.1 only, trusting the cluster CA, with an optional credential.
 
 use std::io::{Read, Write};
@@ -35,6 +35,28 @@ pub fn get(
     path: &str,
     credential: Credential<'_>,
 ) -> Result<Reply, String> {
+    send(port, ca_pem, "GET", path, credential, None)
+}
+
+/// POSTs a JSON `body` to `path`, as [`get`].
+pub fn post_json(
+    port: u16,
+    ca_pem: &str,
+    path: &str,
+    credential: Credential<'_>,
+    body: &str,
+) -> Result<Reply, String> {
+    send(port, ca_pem, "POST", path, credential, Some(body))
+}
+
+fn send(
+    port: u16,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    credential: Credential<'_>,
+    body: Option<&str>,
+) -> Result<Reply, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -69,8 +91,18 @@ pub fn get(
         Credential::Bearer(token) => format!("Authorization: Bearer {token}\r\n"),
         _ => String::new(),
     };
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n");
+    let content = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        })
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{content}Connection: close\r\n\r\n{}",
+        body.unwrap_or_default()
+    );
     tls.write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();

@@ -46,6 +46,31 @@ pub fn images() -> PathBuf {
     dir
 }
 
+/// Asserts that the runtime binaries a node needs are installed.
+pub fn require_runtime() {
+    for (binary, package) in [
+        ("containerd", "containerd"),
+        ("runc", "runc"),
+        ("ctr", "containerd"),
+        ("iptables", "iptables"),
+    ] {
+        assert!(
+            skiff::runtime::find_in_path(binary).is_some(),
+            "{binary} is missing: run scripts/install-test-deps.sh (Debian package {package})"
+        );
+    }
+}
+
+/// Puts the test images where a node started on `data_dir` imports them.
+pub fn stage_images(data_dir: &Path) {
+    let images = images();
+    let image_dir = data_dir.join("agent").join("images");
+    std::fs::create_dir_all(&image_dir).expect("create the image dir");
+    for name in ["pause.tar", "busybox.tar"] {
+        std::fs::copy(images.join(name), image_dir.join(name)).expect("copy an image");
+    }
+}
+
 /// A `skiff server` with its node, and everything it put on the host.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -70,29 +95,14 @@ impl Node {
 
     /// Starts a node with more `skiff server` flags.
     pub fn start_with(extra: &[&str]) -> Self {
-        for (binary, package) in [
-            ("containerd", "containerd"),
-            ("runc", "runc"),
-            ("ctr", "containerd"),
-            ("iptables", "iptables"),
-        ] {
-            assert!(
-                skiff::runtime::find_in_path(binary).is_some(),
-                "{binary} is missing: run scripts/install-test-deps.sh (Debian package {package})"
-            );
-        }
-        let images = images();
+        require_runtime();
         // Under /tmp: a short path keeps containerd's socket in the data dir.
         let dir = tempfile::Builder::new()
             .prefix("skiff-node-")
             .tempdir_in("/tmp")
             .expect("create a temp dir");
         let data_dir = dir.path().join("data");
-        let image_dir = data_dir.join("agent").join("images");
-        std::fs::create_dir_all(&image_dir).expect("create the image dir");
-        for name in ["pause.tar", "busybox.tar"] {
-            std::fs::copy(images.join(name), image_dir.join(name)).expect("copy an image");
-        }
+        stage_images(&data_dir);
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, "").expect("write the config file");
         let log = dir.path().join("server.log");
@@ -245,7 +255,7 @@ impl Node {
 }
 
 /// The names in /run/netns.
-fn netns() -> BTreeSet<String> {
+pub fn netns() -> BTreeSet<String> {
     std::fs::read_dir("/run/netns")
         .map(|entries| {
             entries
@@ -313,6 +323,60 @@ fn umount_lazy(path: &str) {
     let _ = Command::new("umount").arg("-l").arg(path).status();
 }
 
+/// Kills the containers of the containerd at `socket` (their shims must
+/// still be alive for that), then every process whose command line names
+/// `data_dir` (containerd, shims), then lazily unmounts what is mounted
+/// under `root`.
+pub fn stop_runtime(socket: &Path, data_dir: &Path, root: &Path) {
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(socket)
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    };
+    for task in ctr(&["tasks", "ls", "-q"]).lines() {
+        ctr(&["tasks", "kill", "-a", "-s", "SIGKILL", task.trim()]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let needle = data_dir.display().to_string();
+    for _ in 0..20 {
+        let pids = pids_mentioning(&needle);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from /proc; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let root = root.display().to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&root) || m.starts_with("/run/skiff-"))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in mounts {
+        umount_lazy(mount);
+    }
+}
+
+/// Removes the network namespaces created since `before` was taken (the
+/// pods' namespaces, which the CNI never saw go).
+pub fn remove_netns_since(before: &BTreeSet<String>) {
+    for name in netns().difference(before) {
+        let path = format!("/run/netns/{name}");
+        umount_lazy(&path);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.get_mut().ok().and_then(Option::take) {
@@ -323,52 +387,8 @@ impl Drop for Node {
         // name them (the chains they jump to are the sandboxes' own).
         let ids = self.ctr(&["containers", "ls", "-q"]);
         remove_nat_rules_naming(ids.split_whitespace().collect());
-        // Containers first (their shims must still be alive to kill them).
-        for task in self.ctr(&["tasks", "ls", "-q"]).lines() {
-            let _ = Command::new("ctr")
-                .arg("--address")
-                .arg(self.socket())
-                .args([
-                    "-n",
-                    "k8s.io",
-                    "tasks",
-                    "kill",
-                    "-a",
-                    "-s",
-                    "SIGKILL",
-                    task.trim(),
-                ])
-                .status();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        let needle = self.data_dir.display().to_string();
-        for _ in 0..20 {
-            let pids = pids_mentioning(&needle);
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                // SAFETY: kill(2) with a pid read from /proc; no memory involved.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let root = self.dir.path().display().to_string();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root) || m.starts_with("/run/skiff-"))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in mounts {
-            umount_lazy(mount);
-        }
-        for name in netns().difference(&self.netns_before) {
-            let path = format!("/run/netns/{name}");
-            umount_lazy(&path);
-            let _ = std::fs::remove_file(&path);
-        }
+        stop_runtime(&self.socket(), &self.data_dir, self.dir.path());
+        remove_netns_since(&self.netns_before);
         skiff::net::cleanup(
             CLUSTER_CIDR.parse().expect("cidr"),
             SERVICE_CIDR.parse().expect("cidr"),

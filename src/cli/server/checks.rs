@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::{ConfigError, Raw};
 
-pub(super) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
+pub(crate) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
     raw.value
         .trim()
         .parse()
@@ -18,21 +18,21 @@ pub(super) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
 }
 
 /// A file system path, made absolute against the working directory.
-pub(super) fn path(raw: &Raw) -> Result<PathBuf, ConfigError> {
+pub(crate) fn path(raw: &Raw) -> Result<PathBuf, ConfigError> {
     if raw.value.trim().is_empty() {
         return Err(raw.invalid("give a path"));
     }
     std::path::absolute(&raw.value).map_err(|e| raw.invalid(format!("not a usable path: {e}")))
 }
 
-pub(super) fn port(raw: &Raw) -> Result<u16, ConfigError> {
+pub(crate) fn port(raw: &Raw) -> Result<u16, ConfigError> {
     match raw.value.trim().parse::<u32>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
         _ => Err(raw.invalid("a port must be a number from 1 to 65535")),
     }
 }
 
-pub(super) fn cidr(raw: &Raw) -> Result<IpNet, ConfigError> {
+pub(crate) fn cidr(raw: &Raw) -> Result<IpNet, ConfigError> {
     let net: IpNet = raw
         .value
         .trim()
@@ -44,7 +44,7 @@ pub(super) fn cidr(raw: &Raw) -> Result<IpNet, ConfigError> {
     Ok(net)
 }
 
-pub(super) fn port_range(raw: &Raw) -> Result<(u16, u16), ConfigError> {
+pub(crate) fn port_range(raw: &Raw) -> Result<(u16, u16), ConfigError> {
     let bad =
         || raw.invalid("use FIRST-LAST with 1 <= FIRST <= LAST <= 65535, such as 30000-32767");
     let (first, last) = raw.value.trim().split_once('-').ok_or_else(bad)?;
@@ -56,7 +56,7 @@ pub(super) fn port_range(raw: &Raw) -> Result<(u16, u16), ConfigError> {
     Ok((first, last))
 }
 
-pub(super) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
+pub(crate) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
     let digits = raw.value.trim();
     let digits = digits.strip_prefix("0o").unwrap_or(digits);
     match u32::from_str_radix(digits, 8) {
@@ -67,7 +67,7 @@ pub(super) fn file_mode(raw: &Raw) -> Result<u32, ConfigError> {
 
 /// A size in bytes such as `10Mi`, `512Ki`, `1G` or `1048576` (at least
 /// 1Ki), as the kubelet's `containerLogMaxSize`.
-pub(super) fn size(raw: &Raw) -> Result<u64, ConfigError> {
+pub(crate) fn size(raw: &Raw) -> Result<u64, ConfigError> {
     let bad = || raw.invalid("use a size such as 10Mi, 512Ki or 1Gi (at least 1Ki)");
     let text = raw.value.trim();
     let split = text
@@ -93,7 +93,7 @@ pub(super) fn size(raw: &Raw) -> Result<u64, ConfigError> {
 
 /// How many log files to keep per container: at least 2 (the live one and
 /// one rotated), as the kubelet requires.
-pub(super) fn log_files(raw: &Raw) -> Result<u32, ConfigError> {
+pub(crate) fn log_files(raw: &Raw) -> Result<u32, ConfigError> {
     match raw.value.trim().parse::<u32>() {
         Ok(n) if n >= 2 => Ok(n),
         _ => Err(raw.invalid("give a whole number of at least 2")),
@@ -101,7 +101,7 @@ pub(super) fn log_files(raw: &Raw) -> Result<u32, ConfigError> {
 }
 
 /// A duration such as `40s`, `2m`, `1h30m` or `500ms` (at least a second).
-pub(super) fn duration(raw: &Raw) -> Result<std::time::Duration, ConfigError> {
+pub(crate) fn duration(raw: &Raw) -> Result<std::time::Duration, ConfigError> {
     let bad = || raw.invalid("use a duration such as 40s, 2m or 1m30s (at least 1s)");
     let text = raw.value.trim();
     let mut total = std::time::Duration::ZERO;
@@ -138,7 +138,7 @@ pub(super) fn duration(raw: &Raw) -> Result<std::time::Duration, ConfigError> {
     Ok(total)
 }
 
-pub(super) fn boolean(raw: &Raw) -> Result<bool, ConfigError> {
+pub(crate) fn boolean(raw: &Raw) -> Result<bool, ConfigError> {
     match raw.value.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),
@@ -161,7 +161,7 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
-pub(super) fn domain(raw: &Raw) -> Result<String, ConfigError> {
+pub(crate) fn domain(raw: &Raw) -> Result<String, ConfigError> {
     let name = raw.value.trim().trim_end_matches('.');
     if is_dns_name(name) {
         Ok(name.to_string())
@@ -172,7 +172,7 @@ pub(super) fn domain(raw: &Raw) -> Result<String, ConfigError> {
 
 /// A subject alternative name: an IP address or a DNS name (a leading `*.`
 /// wildcard allowed). Names are compared lower-case, as TLS does.
-pub(super) fn san(raw: &Raw) -> Result<String, ConfigError> {
+pub(crate) fn san(raw: &Raw) -> Result<String, ConfigError> {
     if let Ok(ip) = raw.value.parse::<IpAddr>() {
         return Ok(ip.to_string());
     }
@@ -185,7 +185,7 @@ pub(super) fn san(raw: &Raw) -> Result<String, ConfigError> {
     }
 }
 
-pub(super) fn log_level(raw: &Raw) -> Result<String, ConfigError> {
+pub(crate) fn log_level(raw: &Raw) -> Result<String, ConfigError> {
     let level = raw.value.trim().to_string();
     match tracing_subscriber::EnvFilter::try_new(&level) {
         Ok(_) if !level.is_empty() => Ok(level),
@@ -196,7 +196,7 @@ pub(super) fn log_level(raw: &Raw) -> Result<String, ConfigError> {
 }
 
 /// Pod and service ranges must not share an address.
-pub(super) fn cidrs_apart(
+pub(crate) fn cidrs_apart(
     cluster_raw: &Raw,
     cluster: IpNet,
     service_raw: &Raw,
