@@ -126,6 +126,7 @@ pub struct Agent {
     server_url: String,
     /// The token and more flags given at every launch.
     token: Mutex<String>,
+    extra: Vec<String>,
     proc: Proc,
 }
 
@@ -149,7 +150,8 @@ impl Agent {
             .arg(self.root.join("config.yaml"))
             .arg(format!("--node-name={}", self.name))
             .arg(format!("--node-ip={}", self.ip))
-            .arg("--log-level=info,skiff=debug");
+            .arg("--log-level=info,skiff=debug")
+            .args(&self.extra);
         self.proc.spawn(cmd);
     }
 
@@ -195,6 +197,8 @@ pub struct Cluster {
     pub data_dir: PathBuf,
     pub kubeconfig: PathBuf,
     server: Proc,
+    /// More `skiff server` flags, given at every launch.
+    server_extra: Vec<String>,
     pub agents: Vec<Agent>,
     netns_before: BTreeSet<String>,
 }
@@ -203,6 +207,11 @@ impl Cluster {
     /// Creates the network, starts the server and waits until it serves;
     /// starts no agent.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with more `skiff server` flags.
+    pub fn start_with(server_extra: &[&str]) -> Self {
         node::require_runtime();
         for binary in ["ip", "nsenter"] {
             assert!(
@@ -233,6 +242,7 @@ impl Cluster {
             data_dir: dir.path().join("server"),
             kubeconfig: dir.path().join("kubeconfig"),
             server: Proc::new(dir.path().join("server.log")),
+            server_extra: server_extra.iter().map(|s| s.to_string()).collect(),
             agents: Vec::new(),
             netns_before,
             dir,
@@ -258,7 +268,8 @@ impl Cluster {
             .arg(format!("--cluster-cidr={CLUSTER_CIDR}"))
             .arg(format!("--service-cidr={SERVICE_CIDR}"))
             .arg(format!("--cluster-dns={CLUSTER_DNS}"))
-            .arg("--log-level=info,skiff=debug");
+            .arg("--log-level=info,skiff=debug")
+            .args(&self.server_extra);
         self.server.spawn(cmd);
     }
 
@@ -290,6 +301,11 @@ impl Cluster {
     /// Creates host `skt-h<index>` (10.199.0.1<index>) and starts an agent
     /// named `name` there with `token`.
     pub fn add_agent(&mut self, index: u8, name: &str, token: &str) -> &Agent {
+        self.add_agent_with(index, name, token, &[])
+    }
+
+    /// [`Self::add_agent`] with more `skiff agent` flags.
+    pub fn add_agent_with(&mut self, index: u8, name: &str, token: &str, extra: &[&str]) -> &Agent {
         let netns = format!("skt-h{index}");
         let ip = Ipv4Addr::new(10, 199, 0, 10 + index);
         let veth = format!("skt-h{index}-v");
@@ -324,6 +340,7 @@ impl Cluster {
             root,
             server_url: self.server_url(),
             token: Mutex::new(token.to_string()),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         agent.launch();
         self.agents.push(agent);
@@ -347,6 +364,7 @@ impl Cluster {
             root,
             server_url: self.server_url(),
             token: Mutex::new(token.to_string()),
+            extra: Vec::new(),
         };
         agent.launch();
         self.agents.push(agent);
