@@ -221,7 +221,7 @@ fn start_node_roles(
         AgentConfig {
             data_dir: config.data_dir.clone(),
             node_name: config.node_name.clone(),
-            node_ip: config.advertise_address,
+            node_ip: config.node_ip.unwrap_or(config.advertise_address),
             container_runtime_endpoint: config.container_runtime_endpoint.clone(),
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,
@@ -234,6 +234,11 @@ fn start_node_roles(
             kubelet_tls,
             container_log_max_size: config.container_log_max_size,
             container_log_max_files: config.container_log_max_files,
+            overlay: crate::net::overlay::OverlaySettings {
+                backend: config.flannel_backend,
+                iface: config.flannel_iface.clone(),
+                node_ip: config.node_ip,
+            },
         },
     );
 }
