@@ -169,9 +169,16 @@ async fn dump(
         .map_err(nl)
 }
 
+/// The entry's IPv4 destination (in a bridge-family FDB dump the kernel's
+/// NDA_DST comes back as raw bytes).
 fn destination(m: &NeighbourMessage) -> Option<Ipv4Addr> {
     m.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(*ip),
+        NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+            <[u8; 4]>::try_from(bytes.as_slice())
+                .ok()
+                .map(Ipv4Addr::from)
+        }
         _ => None,
     })
 }
