@@ -10,11 +10,19 @@
 //! pass or fail (the devices, routes and rules go with them); no traffic
 //! leaves them. Run under the node e2e lock (`flock
 //! /tmp/skiff-node-e2e.lock cargo test --test overlay`).
+//!
+//! The last test runs a real `skiff server` node (tests/common/node.rs) on
+//! the host: it publishes its VTEP in its Node, creates `skiff.1` over the
+//! uplink and gives pods the overlay's MTU; the harness's cleanup removes
+//! the device again.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
@@ -22,6 +30,15 @@ use skiff::net::link;
 use skiff::net::overlay::{self, Backend, Dataplane};
 
 const CLUSTER: &str = "10.244.0.0/16";
+
+/// The tests of this file run one at a time: the node harness's Drop
+/// deletes every network namespace created while its node ran, which would
+/// include the other tests' "hosts".
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `command`; panics with its output when it fails.
 fn sh(args: &[&str]) -> String {
@@ -47,7 +64,7 @@ struct Hosts {
 impl Drop for Hosts {
     fn drop(&mut self) {
         for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
 }
@@ -58,7 +75,7 @@ impl Hosts {
         let (a, b) = (format!("{tag}a"), format!("{tag}b"));
         let mut hosts = Hosts { namespaces: vec![] };
         for ns in [&a, &b, &format!("{a}-pod"), &format!("{b}-pod")] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
             sh(&["ip", "netns", "add", ns]);
             hosts.namespaces.push(ns.clone());
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -233,6 +250,7 @@ fn has_link(ns: &str, dev: &str) -> bool {
 
 #[test]
 fn vxlan_carries_pod_traffic_between_hosts_and_follows_nodes_leaving() {
+    let _serial = serial();
     let hosts = Hosts::new("v");
     let (a, b) = (hosts.a().to_string(), hosts.b().to_string());
 
@@ -397,6 +415,7 @@ fn vxlan_carries_pod_traffic_between_hosts_and_follows_nodes_leaving() {
 
 #[test]
 fn host_gw_routes_pod_traffic_via_the_peer_node() {
+    let _serial = serial();
     let hosts = Hosts::new("h");
     let (a, b) = (hosts.a().to_string(), hosts.b().to_string());
     let ann_a = program(&a, Backend::HostGw, "a", "10.244.1.0/24", &[]);
@@ -425,4 +444,81 @@ fn host_gw_routes_pod_traffic_via_the_peer_node() {
     let route = sh(&["ip", "-n", &a, "route", "show", "10.244.2.0/24"]);
     assert!(route.trim().is_empty(), "{route}");
     assert!(!ping(&format!("{a}-pod"), "10.244.2.5"));
+}
+
+#[test]
+fn a_server_node_publishes_its_vtep_and_sets_up_skiff_1() {
+    let _serial = serial();
+    let node = common::node::Node::start();
+    let annotation = |key: &str| {
+        node.kubectl_ok(&[
+            "get",
+            "node",
+            &node.name,
+            &format!(
+                "-o=jsonpath={{.metadata.annotations.{}}}",
+                key.replace('.', "\\.")
+            ),
+        ])
+        .filter(|v| !v.is_empty())
+    };
+    let data = node.wait_for("the VTEP annotations", Duration::from_secs(90), || {
+        annotation(overlay::BACKEND_DATA)
+    });
+    assert_eq!(annotation(overlay::BACKEND_TYPE).as_deref(), Some("vxlan"));
+    assert_eq!(
+        annotation(overlay::KUBE_SUBNET_MANAGER).as_deref(),
+        Some("true")
+    );
+    let public_ip = annotation(overlay::PUBLIC_IP).expect("public-ip");
+    let internal_ip = node
+        .kubectl_ok(&[
+            "get",
+            "node",
+            &node.name,
+            r#"-o=jsonpath={.status.addresses[?(@.type=="InternalIP")].address}"#,
+        ])
+        .unwrap_or_default();
+    assert_eq!(public_ip, internal_ip);
+    let data: serde_json::Value = serde_json::from_str(&data).expect("backend-data");
+    let mac = data["VtepMAC"].as_str().expect("VtepMAC").to_string();
+
+    // The host's device matches what the Node says.
+    let dev = link_json_host(overlay::VXLAN_DEVICE);
+    assert_eq!(dev["address"], mac.as_str(), "{dev}");
+    assert_eq!(
+        dev["linkinfo"]["info_data"]["local"],
+        public_ip.as_str(),
+        "{dev}"
+    );
+    assert_eq!(dev["linkinfo"]["info_data"]["port"], 8472, "{dev}");
+    let uplink = dev["linkinfo"]["info_data"]["link"]
+        .as_str()
+        .map(str::to_string)
+        .expect("the uplink");
+    let uplink_mtu = link_json_host(&uplink)["mtu"].as_u64().expect("mtu");
+    assert_eq!(dev["mtu"].as_u64(), Some(uplink_mtu - 50), "{dev}");
+    // Pods get the overlay's MTU through the CNI conflist.
+    let conflist = node.data_dir.join("agent/etc/cni/net.d/10-skiff.conflist");
+    let list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&conflist).expect("the conflist"))
+            .expect("JSON");
+    assert_eq!(list["plugins"][0]["mtu"].as_u64(), Some(uplink_mtu - 50));
+
+    drop(node);
+    assert!(
+        !Command::new("ip")
+            .args(["link", "show", overlay::VXLAN_DEVICE])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(true),
+        "skiff.1 is left on the host"
+    );
+}
+
+/// `ip -j -d link show DEV` in the test's own namespace, parsed.
+fn link_json_host(dev: &str) -> serde_json::Value {
+    let out = sh(&["ip", "-j", "-d", "link", "show", dev]);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("ip's JSON");
+    list[0].clone()
 }
