@@ -45,6 +45,9 @@ pub struct AgentConfig {
     /// Container log rotation: maximum size in bytes, files kept.
     pub container_log_max_size: u64,
     pub container_log_max_files: u32,
+    /// The pod network between nodes (`--flannel-backend`,
+    /// `--flannel-iface`, `--node-ip`): see src/net/overlay.rs.
+    pub overlay: crate::net::overlay::OverlaySettings,
 }
 
 /// Starts the node in the background; failures are logged, not returned.
@@ -67,12 +70,13 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
     })
     .await?;
     tracing::info!(socket = %runtime.socket.display(), "container runtime is ready");
+    let (node_ip, pod_mtu) = start_overlay(&client, &config).await;
     kubelet::run(
         client,
         runtime,
         KubeletSettings {
             node_name: config.node_name,
-            node_ip: config.node_ip,
+            node_ip,
             version: config.version,
             control_plane: config.control_plane,
             data_dir: agent_dir,
@@ -82,7 +86,51 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
             tls: config.kubelet_tls,
             log_max_size: config.container_log_max_size,
             log_max_files: config.container_log_max_files,
+            pod_mtu,
         },
     )
     .await
+}
+
+/// Finds the overlay's uplink and starts the overlay beside the kubelet;
+/// answers the node IP (the uplink's with `--flannel-iface` and no
+/// `--node-ip`) and the pods' MTU. Without an uplink the node runs without
+/// the overlay (its pods still reach each other), and says why.
+async fn start_overlay(client: &kube::Client, config: &AgentConfig) -> (IpAddr, Option<u32>) {
+    use crate::net::overlay::{self, Backend};
+    let settings = &config.overlay;
+    if settings.backend == Backend::None {
+        return (config.node_ip, None);
+    }
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(_) => None,
+    };
+    // With --flannel-iface and no --node-ip, the interface's address is the
+    // node's; otherwise the node IP picks the uplink.
+    let lookup = match (&settings.iface, settings.node_ip) {
+        (Some(_), None) => None,
+        _ => v4(config.node_ip),
+    };
+    match crate::net::link::find_uplink(settings.iface.as_deref(), lookup).await {
+        Ok(uplink) => {
+            let ip = match (&settings.iface, settings.node_ip) {
+                (Some(_), None) => IpAddr::V4(uplink.ip),
+                _ => config.node_ip,
+            };
+            let mtu = settings.backend.pod_mtu(uplink.mtu);
+            tokio::spawn(overlay::run(
+                client.clone(),
+                config.node_name.clone(),
+                config.cluster_cidr,
+                settings.backend,
+                uplink,
+            ));
+            (ip, mtu)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, backend = %settings.backend, "no overlay: pods reach only pods of this node");
+            (config.node_ip, None)
+        }
+    }
 }

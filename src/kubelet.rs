@@ -59,6 +59,8 @@ pub struct KubeletSettings {
     /// files to keep per container.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The pods' MTU, from the overlay (`None`: the CNI default).
+    pub pod_mtu: Option<u32>,
 }
 
 /// Registers the node and runs it until the process ends.
@@ -123,6 +125,7 @@ pub async fn run(
         pod_cidr,
         cluster_cidr: settings.cluster_cidr,
         service_cidr: settings.service_cidr,
+        mtu: settings.pod_mtu,
     })?;
     tracing::info!(node = %settings.node_name, %pod_cidr, "pod network is set up");
     tokio::spawn(pods::run(client.clone(), cri.clone(), settings.clone()));

@@ -4,9 +4,18 @@
 //! cluster and service CIDRs so traffic to an unassigned cluster address fails
 //! on this host instead of going to the default gateway.
 //!
-//! [`cleanup`] removes everything [`setup`] adds to the host (the bridge, its
-//! routes and skiff's iptables chains); pods' own veths and network
-//! namespaces belong to the runtime and go with their sandboxes.
+//! The network between nodes (VXLAN or host-gw, flannel's behaviour) is in
+//! [`overlay`]; its MTU reaches the bridge through [`NetSettings::mtu`].
+//!
+//! [`cleanup`] removes everything [`setup`] and the overlay add to the host
+//! (the bridge, the VXLAN device, their routes and skiff's iptables chains);
+//! pods' own veths and network namespaces belong to the runtime and go with
+//! their sandboxes.
+
+pub mod hostgw;
+pub mod link;
+pub mod overlay;
+pub mod vxlan;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +55,8 @@ pub struct NetSettings {
     pub pod_cidr: IpNet,
     pub cluster_cidr: IpNet,
     pub service_cidr: IpNet,
+    /// The pods' MTU (the overlay's); `None`: the CNI plugin's default.
+    pub mtu: Option<u32>,
 }
 
 /// Writes the CNI config and programs the host (idempotent).
@@ -133,11 +144,36 @@ pub fn cleanup(cluster_cidr: IpNet, service_cidr: IpNet) {
         let _ = run("iptables", &["-t", table, "-X", chain], "iptables");
     }
     let _ = run("ip", &["link", "del", BRIDGE], "iproute2");
+    remove_overlay();
+}
+
+/// Removes the VXLAN device (with its routes, neighbours and FDB entries)
+/// and every route skiff owns, in the calling thread's network namespace.
+/// Runs on a thread of its own so that it works inside and outside a tokio
+/// runtime.
+fn remove_overlay() {
+    let removed = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime
+                    .block_on(link::remove_all(overlay::VXLAN_DEVICE))
+                    .map_err(|e| e.to_string())
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the cleanup thread panicked".to_string()))
+    });
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "cannot remove the overlay");
+    }
 }
 
 /// The bridge conflist for `settings`.
 pub fn conflist(settings: &NetSettings) -> serde_json::Value {
-    serde_json::json!({
+    let mut list = serde_json::json!({
         "cniVersion": "0.4.0",
         "name": "skiff",
         "plugins": [
@@ -156,7 +192,11 @@ pub fn conflist(settings: &NetSettings) -> serde_json::Value {
             },
             { "type": "portmap", "capabilities": { "portMappings": true } }
         ]
-    })
+    });
+    if let Some(mtu) = settings.mtu {
+        list["plugins"][0]["mtu"] = mtu.into();
+    }
+    list
 }
 
 fn write_conflist(settings: &NetSettings) -> Result<(), NetError> {
@@ -224,11 +264,18 @@ mod tests {
             pod_cidr: "10.42.3.0/24".parse().expect("cidr"),
             cluster_cidr: "10.42.0.0/16".parse().expect("cidr"),
             service_cidr: "10.43.0.0/16".parse().expect("cidr"),
+            mtu: None,
         };
         let list = conflist(&settings);
         let bridge = &list["plugins"][0];
         assert_eq!(bridge["bridge"], BRIDGE);
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(bridge["ipam"]["dataDir"], "/d/cni/networks");
+        assert!(bridge.get("mtu").is_none());
+        let list = conflist(&NetSettings {
+            mtu: Some(1450),
+            ..settings
+        });
+        assert_eq!(list["plugins"][0]["mtu"], 1450);
     }
 }

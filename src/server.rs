@@ -185,6 +185,7 @@ fn join_supervisor(
             "https://{}",
             SocketAddr::new(config.advertise_address, config.https_listen_port)
         ),
+        flannel_backend: config.flannel_backend.as_str().to_string(),
     };
     Ok(join::Supervisor::new(
         ca,
@@ -249,7 +250,7 @@ fn start_node_roles(
         AgentConfig {
             data_dir: config.data_dir.clone(),
             node_name: config.node_name.clone(),
-            node_ip: config.advertise_address,
+            node_ip: config.node_ip.unwrap_or(config.advertise_address),
             container_runtime_endpoint: config.container_runtime_endpoint.clone(),
             private_registry: config.private_registry.clone(),
             disable_default_registry_endpoint: config.disable_default_registry_endpoint,
@@ -264,6 +265,11 @@ fn start_node_roles(
             kubelet_tls,
             container_log_max_size: config.container_log_max_size,
             container_log_max_files: config.container_log_max_files,
+            overlay: crate::net::overlay::OverlaySettings {
+                backend: config.flannel_backend,
+                iface: config.flannel_iface.clone(),
+                node_ip: config.node_ip,
+            },
         },
     );
 }

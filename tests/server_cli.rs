@@ -107,6 +107,24 @@ fn bad_values_fail_naming_the_flag() {
         ),
         flag(&["--token", "K10abc::server:x"], &["--token"]),
         flag(
+            &["--flannel-backend", "wireguard"],
+            &["--flannel-backend", "vxlan, host-gw or none"],
+        ),
+        flag(&["--flannel-iface", "eth0:1"], &["--flannel-iface"]),
+        flag(&["--node-ip", "0.0.0.0"], &["--node-ip", "unicast"]),
+        Case {
+            args: &[],
+            config: "flannel-backend: udp\n",
+            envs: &[],
+            wanted: &["--flannel-backend", "config file"],
+        },
+        Case {
+            args: &[],
+            config: "",
+            envs: &[("SKIFF_NODE_IP", "not-an-ip")],
+            wanted: &["--node-ip", "SKIFF_NODE_IP"],
+        },
+        flag(
             &["--write-kubeconfig", ""],
             &["--write-kubeconfig", "give a path"],
         ),

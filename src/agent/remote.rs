@@ -94,6 +94,16 @@ async fn serve(config: JoinConfig) -> Result<(), String> {
         }),
         container_log_max_size: config.container_log_max_size,
         container_log_max_files: config.container_log_max_files,
+        overlay: crate::net::overlay::OverlaySettings {
+            backend: joined
+                .credentials
+                .config
+                .flannel_backend
+                .parse()
+                .map_err(|e| format!("the server's overlay backend: {e}"))?,
+            iface: config.flannel_iface.clone(),
+            node_ip: config.node_ip_given.then_some(config.node_ip),
+        },
     };
     tokio::select! {
         result = super::run(client, agent) => {

@@ -44,6 +44,9 @@ pub struct AgentArgs {
     /// Address of this node [default: the IP of the default route's interface]
     #[arg(long, env = "SKIFF_NODE_IP", value_name = "IP")]
     pub node_ip: Option<String>,
+    /// Interface other nodes reach this one through (the overlay's uplink; its address is the node's when --node-ip is not given)
+    #[arg(long, env = "SKIFF_FLANNEL_IFACE", value_name = "IFACE")]
+    pub flannel_iface: Option<String>,
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
@@ -76,6 +79,7 @@ pub const FLAGS: &[&str] = &[
     "data-dir",
     "node-name",
     "node-ip",
+    "flannel-iface",
     "container-runtime-endpoint",
     "private-registry",
     "disable-default-registry-endpoint",
@@ -96,6 +100,9 @@ pub struct JoinConfig {
     pub data_dir: PathBuf,
     pub node_name: String,
     pub node_ip: IpAddr,
+    /// Whether `--node-ip` was given (else the node IP was detected).
+    pub node_ip_given: bool,
+    pub flannel_iface: Option<String>,
     pub container_runtime_endpoint: Option<PathBuf>,
     pub private_registry: PathBuf,
     pub disable_default_registry_endpoint: bool,
@@ -147,10 +154,17 @@ pub fn resolve(args: &AgentArgs, matches: &ArgMatches) -> Result<JoinConfig, Con
         checks::domain(&node_name)?
     };
     let node_ip = pick("node-ip", &args.node_ip, "");
-    let node_ip = if node_ip.value.is_empty() {
-        super::host::primary_ip()
-    } else {
+    let node_ip_given = !node_ip.value.is_empty();
+    let node_ip = if node_ip_given {
         checks::ip(&node_ip)?
+    } else {
+        super::host::primary_ip()
+    };
+    let iface = pick("flannel-iface", &args.flannel_iface, "");
+    let flannel_iface = if iface.value.is_empty() {
+        None
+    } else {
+        Some(checks::interface(&iface)?)
     };
     let endpoint = pick(
         "container-runtime-endpoint",
@@ -188,6 +202,8 @@ pub fn resolve(args: &AgentArgs, matches: &ArgMatches) -> Result<JoinConfig, Con
         data_dir,
         node_name,
         node_ip,
+        node_ip_given,
+        flannel_iface,
         container_runtime_endpoint,
         private_registry,
         disable_default_registry_endpoint,

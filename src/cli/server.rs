@@ -118,6 +118,15 @@ pub struct ServerArgs {
     /// How long a pod's node must be gone before PodGC deletes the pod, e.g. 40s [default: 40s]
     #[arg(long, env = "SKIFF_POD_GC_ORPHAN_QUARANTINE", value_name = "DURATION")]
     pub pod_gc_orphan_quarantine: Option<String>,
+    /// The pod network between nodes: vxlan, host-gw (nodes on one L2 segment) or none [default: vxlan]
+    #[arg(long, env = "SKIFF_FLANNEL_BACKEND", value_name = "BACKEND")]
+    pub flannel_backend: Option<String>,
+    /// The interface the overlay runs over; its first IPv4 is the node IP unless --node-ip is given [default: the interface of the node IP or of the default route]
+    #[arg(long, env = "SKIFF_FLANNEL_IFACE", value_name = "IFACE")]
+    pub flannel_iface: Option<String>,
+    /// The node's InternalIP and overlay endpoint [default: the advertise address]
+    #[arg(long, env = "SKIFF_NODE_IP", value_name = "IP")]
+    pub node_ip: Option<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info]
     #[arg(long, env = "SKIFF_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -151,6 +160,9 @@ pub const FLAGS: &[&str] = &[
     "node-monitor-grace-period",
     "terminated-pod-gc-threshold",
     "pod-gc-orphan-quarantine",
+    "flannel-backend",
+    "flannel-iface",
+    "node-ip",
     "log-level",
 ];
 
@@ -184,6 +196,11 @@ pub struct ServerConfig {
     pub node_monitor_grace_period: std::time::Duration,
     pub terminated_pod_gc_threshold: usize,
     pub pod_gc_orphan_quarantine: std::time::Duration,
+    /// The overlay between nodes (src/net/overlay.rs).
+    pub flannel_backend: crate::net::overlay::Backend,
+    pub flannel_iface: Option<String>,
+    /// `--node-ip`; `None`: the advertise address.
+    pub node_ip: Option<IpAddr>,
     pub log_level: String,
 }
 
@@ -354,6 +371,20 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         &args.pod_gc_orphan_quarantine,
         "40s",
     ))?;
+    let flannel_backend =
+        checks::flannel_backend(&pick("flannel-backend", &args.flannel_backend, "vxlan"))?;
+    let iface = pick("flannel-iface", &args.flannel_iface, "");
+    let flannel_iface = if iface.value.is_empty() {
+        None
+    } else {
+        Some(checks::interface(&iface)?)
+    };
+    let node_ip_raw = pick("node-ip", &args.node_ip, "");
+    let node_ip = if node_ip_raw.value.is_empty() {
+        None
+    } else {
+        Some(checks::node_ip(&node_ip_raw)?)
+    };
     let log_level = checks::log_level(&pick("log-level", &args.log_level, "info"))?;
 
     checks::cidrs_apart(
@@ -394,6 +425,9 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         node_monitor_grace_period,
         terminated_pod_gc_threshold,
         pod_gc_orphan_quarantine,
+        flannel_backend,
+        flannel_iface,
+        node_ip,
         log_level,
     })
 }

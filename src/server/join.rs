@@ -80,6 +80,14 @@ pub struct ClusterConfig {
     pub cluster_domain: String,
     /// The API server's URL as the server advertises it.
     pub server: String,
+    /// The overlay backend every node uses (`--flannel-backend` on the
+    /// server, as k3s): `vxlan`, `host-gw` or `none`.
+    #[serde(default = "default_backend")]
+    pub flannel_backend: String,
+}
+
+fn default_backend() -> String {
+    crate::net::overlay::Backend::Vxlan.as_str().to_string()
 }
 
 /// A value (de)serialized through its text form (ipnet has no serde here).
@@ -400,6 +408,7 @@ mod tests {
             service_cidr: "10.43.0.0/16".parse().expect("cidr"),
             cluster_dns: "10.43.0.10".parse().expect("ip"),
             cluster_domain: "cluster.local".into(),
+            flannel_backend: "host-gw".into(),
             server: "https://10.0.0.1:6443".into(),
         };
         let json = serde_json::to_value(&config).expect("json");

@@ -17,6 +17,40 @@ pub(crate) fn ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
         .map_err(|_| raw.invalid("not an IP address; use a form such as 10.0.0.5"))
 }
 
+/// `--flannel-backend`.
+pub(super) fn flannel_backend(raw: &Raw) -> Result<crate::net::overlay::Backend, ConfigError> {
+    raw.value.parse().map_err(|e: String| raw.invalid(e))
+}
+
+/// A network interface name as Linux accepts it (1 to 15 bytes, no `/`,
+/// `:` or white space, not `.` or `..`).
+pub(crate) fn interface(raw: &Raw) -> Result<String, ConfigError> {
+    let name = raw.value.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(raw.invalid(
+            "not an interface name; use a name of 1 to 15 characters without '/', ':' or spaces, such as eth0",
+        ))
+    }
+}
+
+/// `--node-ip`: a unicast address.
+pub(super) fn node_ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
+    let ip = self::ip(raw)?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(raw.invalid("use one of this node's unicast addresses, such as 10.0.0.5"));
+    }
+    Ok(ip)
+}
+
 /// A file system path, made absolute against the working directory.
 pub(crate) fn path(raw: &Raw) -> Result<PathBuf, ConfigError> {
     if raw.value.trim().is_empty() {
@@ -221,6 +255,33 @@ mod tests {
             flag,
             value: value.to_string(),
             origin: Origin::Flag,
+        }
+    }
+
+    #[test]
+    fn overlay_flags() {
+        use crate::net::overlay::Backend;
+        assert_eq!(
+            flannel_backend(&raw("flannel-backend", "host-gw")).ok(),
+            Some(Backend::HostGw)
+        );
+        let err = flannel_backend(&raw("flannel-backend", "wireguard")).unwrap_err();
+        assert!(
+            err.to_string().contains("--flannel-backend") && err.to_string().contains("vxlan"),
+            "{err}"
+        );
+        assert_eq!(
+            interface(&raw("flannel-iface", "eth0")).ok().as_deref(),
+            Some("eth0")
+        );
+        for bad in ["", "a/b", "eth0:1", "has space", "..", "sixteen-chars-xx"] {
+            let err = interface(&raw("flannel-iface", bad)).unwrap_err();
+            assert!(err.to_string().contains("--flannel-iface"), "{err}");
+        }
+        assert!(node_ip(&raw("node-ip", "10.0.0.5")).is_ok());
+        for bad in ["0.0.0.0", "224.0.0.1", "10.0.0"] {
+            let err = node_ip(&raw("node-ip", bad)).unwrap_err();
+            assert!(err.to_string().contains("--node-ip"), "{err}");
         }
     }
 
