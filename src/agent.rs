@@ -27,8 +27,6 @@ pub struct AgentConfig {
     pub container_runtime_endpoint: Option<PathBuf>,
     pub cluster_cidr: IpNet,
     pub service_cidr: IpNet,
-    /// Whether this node also runs the control plane (labels it so).
-    pub control_plane: bool,
     /// Reported as the node's kubelet version.
     pub version: String,
     /// The kubelet server's port and certificates (no server without them).
@@ -63,7 +61,6 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
             node_name: config.node_name,
             node_ip: config.node_ip,
             version: config.version,
-            control_plane: config.control_plane,
             data_dir: agent_dir,
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,

@@ -12,6 +12,7 @@ pub mod config_file;
 pub mod host;
 pub mod server;
 pub mod sim_nodes;
+pub mod token;
 pub mod tools;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ pub enum Command {
     Ctr(tools::PassThrough),
     /// Check that this machine has what skiff needs (kernel, binaries).
     CheckConfig,
+    /// Manage bootstrap tokens for joining nodes (create, list, delete).
+    Token(token::TokenArgs),
 }
 
 /// The text `skiff version` prints.

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Kubectl(args) => skiff::cli::tools::kubectl(args),
         Command::Ctr(args) => skiff::cli::tools::ctr(args),
         Command::CheckConfig => skiff::cli::check_config::main(),
+        Command::Token(args) => skiff::cli::token::main(args),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

@@ -9,6 +9,7 @@
 pub mod gate;
 pub mod listener;
 pub mod manifests;
+pub mod node_labels;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -133,6 +134,9 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let authenticator = Authenticator::new(vec![
         Arc::new(ServerTokenAuthenticator::new(&pki.token)),
         Arc::new(issuer.authenticator(api.objects())),
+        Arc::new(crate::auth::bootstrap::BootstrapTokenAuthenticator::new(
+            api.objects(),
+        )),
     ]);
     let tokens = crate::kubelet::server::InProcessTokens(authenticator.clone());
     let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone());
@@ -193,7 +197,10 @@ fn start_node_roles(
         api.router(),
         UserInfo::service_account("kube-system", "node-controller"),
     );
-    tokio::spawn(crate::node_ipam::run(ipam_client, config.cluster_cidr));
+    tokio::spawn(crate::node_ipam::run(
+        ipam_client.clone(),
+        config.cluster_cidr,
+    ));
     if config.disable_agent {
         tracing::info!("--disable-agent: running the control plane only, without a node");
         return;
@@ -215,6 +222,12 @@ fn start_node_roles(
             None
         }
     };
+    // The kubelet may not give itself a node-role label (NodeRestriction):
+    // the server labels its own node, as k3s does.
+    tokio::spawn(node_labels::label_control_plane(
+        ipam_client,
+        config.node_name.clone(),
+    ));
     let user = UserInfo::node(&config.node_name);
     crate::agent::spawn(
         crate::client::in_process(api.router(), user),
@@ -225,7 +238,6 @@ fn start_node_roles(
             container_runtime_endpoint: config.container_runtime_endpoint.clone(),
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,
-            control_plane: true,
             version: crate::api::discovery::version()["gitVersion"]
                 .as_str()
                 .unwrap_or_default()
