@@ -288,8 +288,9 @@ impl TokenAuthenticator for BootstrapTokenAuthenticator {
         let cached = self.objects.cached("secrets", NAMESPACE, &name);
         let outcome = match check(&token, cached.as_deref(), now) {
             Ok(user) => Ok(user),
-            // The cache may lag a token created a moment ago.
-            Err(Rejected::NoSecret(_) | Rejected::Mismatch(_)) => {
+            // The cache may lag a token created a moment ago (only a miss
+            // costs a store read, so wrong secrets cannot load the store).
+            Err(Rejected::NoSecret(_)) => {
                 let fresh = self.objects.fresh("secrets", NAMESPACE, &name).await;
                 check(&token, fresh.as_ref(), now)
             }
