@@ -35,8 +35,6 @@ pub struct AgentConfig {
     pub disable_default_registry_endpoint: bool,
     pub cluster_cidr: IpNet,
     pub service_cidr: IpNet,
-    /// Whether this node also runs the control plane (labels it so).
-    pub control_plane: bool,
     /// Reported as the node's kubelet version.
     pub version: String,
     /// The kubelet server's port and certificates (no server without them).
@@ -78,7 +76,6 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
             node_name: config.node_name,
             node_ip,
             version: config.version,
-            control_plane: config.control_plane,
             data_dir: agent_dir,
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,

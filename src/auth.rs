@@ -8,11 +8,14 @@
 //!
 //! `x509` checks client certificates against the cluster CA, `token` maps
 //! bearer tokens to users (`serviceaccount` issues and checks
-//! service-account JWTs, `jwt` signs them), and `authn` combines both per
-//! request. `rbac` then authorizes what the user asks for.
+//! service-account JWTs, `jwt` signs them, `bootstrap` checks bootstrap
+//! join tokens), and `authn` combines both per request. `node` (for
+//! kubelets) and then `rbac` authorize what the user asks for.
 
 pub mod authn;
+pub mod bootstrap;
 pub mod jwt;
+pub mod node;
 pub mod rbac;
 pub mod serviceaccount;
 pub mod token;

@@ -14,6 +14,7 @@ pub mod config_file;
 pub mod host;
 pub mod server;
 pub mod sim_nodes;
+pub mod token;
 pub mod tools;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ pub enum Command {
     CheckConfig,
     /// Check or rotate skiff's certificates.
     Certificate(certificate::CertificateArgs),
+    /// Manage bootstrap tokens for joining nodes (create, list, delete).
+    Token(token::TokenArgs),
 }
 
 /// The text `skiff version` prints.

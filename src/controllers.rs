@@ -26,6 +26,7 @@ pub mod rootca;
 pub mod service_pods;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod tokencleaner;
 pub mod ttl_after_finished;
 pub mod volume_binder;
 
@@ -204,6 +205,16 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
     ttl_after_finished::start(
         in_process(router.clone(), controller_user("ttl-after-finished")),
         jobs,
+    );
+    tokencleaner::start(
+        in_process(
+            router.clone(),
+            UserInfo::service_account("kube-system", "token-cleaner"),
+        ),
+        Informer::start(Api::namespaced(
+            informers_client.clone(),
+            crate::auth::bootstrap::NAMESPACE,
+        )),
     );
     deployment::start(
         in_process(router.clone(), controller_user("deployment")),

@@ -45,8 +45,6 @@ pub struct KubeletSettings {
     pub node_ip: IpAddr,
     /// Reported as nodeInfo.kubeletVersion.
     pub version: String,
-    /// Labels the node as a control-plane node (a server's own node).
-    pub control_plane: bool,
     /// `<data-dir>/agent`.
     pub data_dir: PathBuf,
     pub cluster_cidr: IpNet,

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Token(args) => skiff::cli::token::main(args),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

@@ -11,6 +11,7 @@ pub mod join;
 pub mod listener;
 pub mod lock;
 pub mod manifests;
+pub mod node_labels;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -140,6 +141,9 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let authenticator = Authenticator::new(vec![
         Arc::new(ServerTokenAuthenticator::new(&pki.token)),
         Arc::new(issuer.authenticator(api.objects())),
+        Arc::new(crate::auth::bootstrap::BootstrapTokenAuthenticator::new(
+            api.objects(),
+        )),
     ]);
     let tokens = crate::kubelet::server::InProcessTokens(authenticator.clone());
     let gate = gate::Gate::new(authenticator, api.router(), pki.ca_pem.clone())
@@ -244,6 +248,15 @@ fn start_node_roles(
             None
         }
     };
+    // The kubelet may not give itself a node-role label (NodeRestriction):
+    // the server labels its own node, as k3s does.
+    tokio::spawn(node_labels::label_control_plane(
+        crate::client::in_process(
+            api.router(),
+            UserInfo::service_account("kube-system", "node-controller"),
+        ),
+        config.node_name.clone(),
+    ));
     let user = UserInfo::node(&config.node_name);
     crate::agent::spawn(
         crate::client::in_process(api.router(), user),
@@ -256,7 +269,6 @@ fn start_node_roles(
             disable_default_registry_endpoint: config.disable_default_registry_endpoint,
             cluster_cidr: config.cluster_cidr,
             service_cidr: config.service_cidr,
-            control_plane: true,
             version: crate::api::discovery::version()["gitVersion"]
                 .as_str()
                 .unwrap_or_default()

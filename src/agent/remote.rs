@@ -80,7 +80,6 @@ async fn serve(config: JoinConfig) -> Result<(), String> {
         disable_default_registry_endpoint: config.disable_default_registry_endpoint,
         cluster_cidr: joined.credentials.config.cluster_cidr,
         service_cidr: joined.credentials.config.service_cidr,
-        control_plane: false,
         version: crate::api::discovery::version()["gitVersion"]
             .as_str()
             .unwrap_or_default()

@@ -13,11 +13,16 @@
 //! since it may wait briefly for a namespace's `default` service account:
 //! pods run as a service account that exists, and get its token mounted.
 //!
+//! NodeRestriction ([`noderestriction`]) runs with the write handlers on
+//! every create, update and delete (and eviction and token request) by a
+//! kubelet, right after the RBAC escalation checks.
+//!
 //! Refusals are `403 Forbidden` with upstream's messages. The
 //! NamespaceLifecycle rules live with the write handlers (creating in a
 //! missing or terminating namespace, deleting the protected ones).
 
 pub mod limitranger;
+pub mod noderestriction;
 pub mod priority;
 pub mod quota;
 pub mod serviceaccount;

@@ -1,6 +1,7 @@
 //! Authorization of every request the router serves: a middleware in front
 //! of all routes (health, version, metrics, OpenAPI, discovery and every
-//! resource path) that asks the RBAC authorizer and answers a denial with
+//! resource path) that asks the authorizer chain (upstream's `Node,RBAC`:
+//! the node authorizer for kubelets, then RBAC) and answers a denial with
 //! upstream's 403 `Forbidden` Status.
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::api::watch_cache::WatchCache;
 use crate::api::{ApiError, registry};
 use crate::auth::UserInfo;
 use crate::auth::authn::anonymous;
+use crate::auth::node::{NodeAuthorizer, NodeSources};
 use crate::auth::rbac::request_info::RequestInfo;
 use crate::auth::rbac::rules::go_quoted;
 use crate::auth::rbac::{Attributes, Authorizer, Sources};
@@ -33,12 +35,28 @@ pub fn authorizer(caches: &HashMap<&'static str, Arc<WatchCache>>) -> Result<Aut
                 ApiError::Bootstrap(ApiStatus::internal(format!("no cache for {plural}")))
             })
     };
+    let core_cache = |plural: &str| {
+        registry::lookup("", "v1", plural)
+            .and_then(|k| caches.get(k.storage))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::Bootstrap(ApiStatus::internal(format!("no cache for {plural}")))
+            })
+    };
+    let node = NodeAuthorizer::new(
+        NodeSources {
+            pods: core_cache("pods")?,
+            claims: core_cache("persistentvolumeclaims")?,
+        },
+        crate::auth::rbac::policy::node_rules(),
+    );
     Ok(Authorizer::new(Sources {
         roles: cache("roles")?,
         role_bindings: cache("rolebindings")?,
         cluster_roles: cache("clusterroles")?,
         cluster_bindings: cache("clusterrolebindings")?,
-    }))
+    })
+    .with_node_authorizer(node))
 }
 
 /// Upstream's `forbiddenMessage` plus the authorizer's reason, as a 403.

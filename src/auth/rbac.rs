@@ -360,10 +360,13 @@ impl Sources {
     }
 }
 
-/// The authorizer of the API server.
+/// The authorizer of the API server: upstream's `Node,RBAC` chain (the
+/// node authorizer, when set, decides for kubelets first; RBAC for the
+/// rest and for what it has no opinion on).
 pub struct Authorizer {
     sources: Sources,
     current: Mutex<Option<([i64; 4], Arc<Snapshot>)>>,
+    node: Option<crate::auth::node::NodeAuthorizer>,
 }
 
 impl Authorizer {
@@ -371,7 +374,19 @@ impl Authorizer {
         Authorizer {
             sources,
             current: Mutex::new(None),
+            node: None,
         }
+    }
+
+    /// Puts the node authorizer in front of RBAC.
+    pub fn with_node_authorizer(mut self, node: crate::auth::node::NodeAuthorizer) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The node authorizer, when enabled.
+    pub fn node_authorizer(&self) -> Option<&crate::auth::node::NodeAuthorizer> {
+        self.node.as_ref()
     }
 
     /// The RBAC objects as the caches hold them now.
@@ -396,13 +411,44 @@ impl Authorizer {
                 reason: String::new(),
             };
         }
-        self.snapshot().authorize(attrs)
+        let mut reasons = Vec::new();
+        if let Some(node) = &self.node {
+            match node.authorize(attrs) {
+                crate::auth::node::Verdict::Allow => {
+                    return Decision {
+                        allowed: true,
+                        reason: String::new(),
+                    };
+                }
+                crate::auth::node::Verdict::NoOpinion(reason) if !reason.is_empty() => {
+                    reasons.push(reason);
+                }
+                crate::auth::node::Verdict::NoOpinion(_) => {}
+            }
+        }
+        let mut decision = self.snapshot().authorize(attrs);
+        if !decision.allowed && !decision.reason.is_empty() {
+            reasons.push(std::mem::take(&mut decision.reason));
+        }
+        if !decision.allowed {
+            // As upstream's union authorizer joins its members' reasons.
+            decision.reason = reasons.join(", ");
+        }
+        decision
     }
 
     /// Every rule the user holds in `namespace`, as the rules review shows
     /// them (members of `system:masters` hold everything).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<Rule>, Vec<String>) {
-        let (mut rules, errors) = self.snapshot().rules_for(user, namespace);
+        let (mut rules, mut errors) = self.snapshot().rules_for(user, namespace);
+        if let Some(node) = &self.node
+            && crate::auth::node::node_identity(user).is_some()
+        {
+            // Upstream's node authorizer cannot enumerate what a node may
+            // read through its pods; its static rules are listed.
+            rules.splice(0..0, node.rules().iter().cloned());
+            errors.push("node authorizer does not support user rule resolution".to_string());
+        }
         if is_master(user) {
             let all = vec!["*".to_string()];
             rules.insert(

@@ -28,9 +28,10 @@ pub fn arch() -> &'static str {
     }
 }
 
-/// The labels a new Node is created with.
+/// The labels a new Node is created with: only labels NodeRestriction
+/// lets a kubelet set (the server adds `node-role.kubernetes.io/` ones).
 pub fn labels(settings: &KubeletSettings) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([
+    BTreeMap::from([
         (
             "kubernetes.io/hostname".to_string(),
             settings.node_name.clone(),
@@ -39,14 +40,7 @@ pub fn labels(settings: &KubeletSettings) -> BTreeMap<String, String> {
         ("kubernetes.io/arch".to_string(), arch().to_string()),
         ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
         ("beta.kubernetes.io/arch".to_string(), arch().to_string()),
-    ]);
-    if settings.control_plane {
-        labels.insert(
-            "node-role.kubernetes.io/control-plane".to_string(),
-            "true".to_string(),
-        );
-    }
-    labels
+    ])
 }
 
 /// The status as observed now, with every timestamp left empty so two

@@ -215,6 +215,13 @@ pub async fn delete_one(
     }
     for _ in 0..16 {
         let (kv, current) = load(core, ctx).await?;
+        crate::api::admission::noderestriction::admit(
+            core,
+            ctx,
+            crate::api::admission::noderestriction::Operation::Delete,
+            None,
+            Some(&current),
+        )?;
         let uid = meta_str(&current, "uid").unwrap_or("");
         if let Some(want) = opts.uid.as_deref().filter(|u| *u != uid) {
             return Err(ApiStatus::conflict(

@@ -39,6 +39,13 @@ const TOO_MANY: &str = "Cannot evict pod as it would violate the pod's disruptio
 /// `POST pods/<name>/eviction`.
 pub async fn evict(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response, ApiStatus> {
     let eviction = decode_body(&ctx.headers, &body)?;
+    crate::api::admission::noderestriction::admit(
+        core,
+        &ctx,
+        crate::api::admission::noderestriction::Operation::Create,
+        Some(&eviction),
+        None,
+    )?;
     let mut opts = match &eviction["deleteOptions"] {
         Value::Object(_) => DeleteOptions::from_value(&ctx, &eviction["deleteOptions"])?,
         _ => DeleteOptions::from_value(&ctx, &json!({}))?,

@@ -229,6 +229,13 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     let name = ctx.name().to_string();
     let req = decode_body(&ctx.headers, &body)?;
     let requested = parse(&req)?;
+    crate::api::admission::noderestriction::admit(
+        core,
+        &ctx,
+        crate::api::admission::noderestriction::Operation::Create,
+        Some(&req),
+        None,
+    )?;
     let meta_name = object::meta_str(&req, "name").unwrap_or("");
     if !meta_name.is_empty() && meta_name != name {
         return Err(invalid(

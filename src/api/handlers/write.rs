@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Core, Ctx, fields, load, store_error};
+use crate::api::admission::noderestriction::{self, Operation};
 use crate::api::convert::{from_storage, to_storage};
 use crate::api::fieldmanager;
 use crate::api::kinds::strategy_for;
@@ -269,6 +270,7 @@ pub async fn create(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
     fields::check_body(&ctx, fields::Options::Create, &body, &mut sent)?;
     let mut obj = check_type(kind, sent)?;
     admit_rbac(core, &ctx, &obj, None)?;
+    noderestriction::admit(core, &ctx, Operation::Create, Some(&obj), None)?;
     crate::api::admission::admit_create(core, kind, ctx.namespace(), &mut obj).await?;
     let managed = Managed::Update(fieldmanager::manager(&ctx)?, kind.api_version());
     let created = create_managed(
@@ -405,6 +407,7 @@ pub async fn guaranteed_update(
             }
             invalid_if_any(kind, ctx.name(), strategy.validate_update(&new, &current))?;
             admit_rbac(core, ctx, &new, Some(&current))?;
+            noderestriction::admit(core, ctx, Operation::Update, Some(&new), Some(&current))?;
             if explicit {
                 // `managedFields: [{}]` (or an empty list) clears them.
                 let cleared = new["metadata"]["managedFields"]
@@ -522,6 +525,7 @@ pub async fn update(core: &Arc<Core>, ctx: Ctx, body: Bytes) -> Result<Response,
             meta_mut(&mut obj).insert("name".into(), json!(ctx.name()));
             meta_mut(&mut obj).remove("resourceVersion");
             admit_rbac(core, &ctx, &obj, None)?;
+            noderestriction::admit(core, &ctx, Operation::Create, Some(&obj), None)?;
             let created =
                 create_object(core, kind, ctx.namespace(), obj, ctx.query.dry_run()).await?;
             return Ok(json(StatusCode::CREATED, &from_storage(kind, created)));
@@ -620,6 +624,7 @@ async fn server_side_apply(
         .is_some();
     if !exists {
         meta_mut(&mut config).insert("name".into(), json!(ctx.name()));
+        noderestriction::admit(core, &ctx, Operation::Create, Some(&config), None)?;
         let applied = fieldmanager::apply(kind, None, &config, &manager, &api_version, force)?;
         let managed = applied["metadata"]["managedFields"].clone();
         let created = create_managed(

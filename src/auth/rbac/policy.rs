@@ -4,9 +4,9 @@
 //! alpha/beta entries left out). The controller roles cover the
 //! controllers skiff runs or is about to run.
 //!
-//! One deliberate difference, as k3s has it: the `system:node` binding
-//! names the group `system:nodes` (upstream leaves it empty and relies on
-//! its Node authorizer, which skiff does not have).
+//! As upstream, the `system:node` binding has no subjects: kubelets are
+//! authorized by the node authorizer (`auth/node.rs`), whose static rules
+//! are the `system:node` ClusterRole's ([`node_rules`]).
 
 use serde_json::{Value, json};
 
@@ -594,7 +594,7 @@ pub static BINDINGS: &[BindingDef] = &[
         &[Who::User("system:kube-scheduler")]),
     cluster_binding("system:volume-scheduler", "system:volume-scheduler",
         &[Who::User("system:kube-scheduler")]),
-    cluster_binding("system:node", "system:node", &[Who::Group("system:nodes")]),
+    cluster_binding("system:node", "system:node", &[]),
     // The API server's client certificate at kubelets (pods/log, exec, ...).
     cluster_binding("system:kubelet-api-admin", "system:kubelet-api-admin",
         &[Who::User("kube-apiserver-kubelet-client")]),
@@ -704,6 +704,21 @@ fn metadata(namespace: Option<&str>, name: &str, extra_labels: &[&str]) -> Value
         meta["namespace"] = json!(ns);
     }
     meta
+}
+
+/// Subjects older skiff versions bound that the policy no longer grants:
+/// (ClusterRoleBinding, subject kind, subject name). Reconciling removes
+/// them (the node authorizer now decides for `system:nodes`).
+pub const RETIRED_SUBJECTS: &[(&str, &str, &str)] = &[("system:node", "Group", "system:nodes")];
+
+/// The static rules of the node authorizer (upstream's `NodeRules`): the
+/// `system:node` ClusterRole's.
+pub fn node_rules() -> Vec<Rule> {
+    ROLES
+        .iter()
+        .find(|r| r.namespace.is_none() && r.name == "system:node")
+        .map(RoleDef::rules)
+        .unwrap_or_default()
 }
 
 impl RoleDef {

@@ -7,13 +7,14 @@
 //! and missing labels and annotations. An object annotated
 //! `rbac.authorization.kubernetes.io/autoupdate: "false"` is left as it is.
 //! A binding whose roleRef differs is deleted and created again (roleRef is
-//! immutable).
+//! immutable). Subjects an older skiff bound and the policy no longer
+//! grants ([`RETIRED_SUBJECTS`]) are removed.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::policy::{BINDINGS, ROLES};
+use super::policy::{BINDINGS, RETIRED_SUBJECTS, ROLES};
 use super::rules::{Rule, covers};
 use crate::api::handlers::Core;
 use crate::api::handlers::write::create_object;
@@ -92,13 +93,25 @@ pub fn reconcile_binding(existing: &Value, expected: &Value) -> Option<Value> {
     merge_map(&mut new, expected, "labels");
     merge_map(&mut new, expected, "annotations");
     let mut subjects = existing["subjects"].as_array().cloned().unwrap_or_default();
+    let name = existing["metadata"]["name"].as_str().unwrap_or_default();
+    let namespaced = existing["metadata"]["namespace"].is_string();
+    subjects.retain(|s| {
+        !RETIRED_SUBJECTS.iter().any(|(binding, kind, subject)| {
+            !namespaced
+                && *binding == name
+                && s["kind"].as_str() == Some(*kind)
+                && s["name"].as_str() == Some(*subject)
+        })
+    });
+    let before = existing["subjects"].as_array().map_or(0, Vec::len);
+    let retired = subjects.len() != before;
     let before = subjects.len();
     for s in expected["subjects"].as_array().into_iter().flatten() {
         if !subjects.iter().any(|e| same_subject(e, s)) {
             subjects.push(s.clone());
         }
     }
-    if subjects.len() != before {
+    if retired || subjects.len() != before {
         new["subjects"] = json!(subjects);
     }
     (new != *existing).then_some(new)
@@ -251,6 +264,16 @@ mod tests {
         assert_eq!(rules.len(), 3);
         assert_eq!(rules[2].verbs, vec!["list".to_string()]);
         assert!(reconcile_role(&new, &expected).is_none());
+    }
+
+    #[test]
+    fn retired_subjects_are_removed() {
+        let existing = json!({"metadata": {"name": "system:node"}, "roleRef": {}, "subjects": [
+            {"kind": "Group", "name": "system:nodes", "apiGroup": "rbac.authorization.k8s.io"}]});
+        let expected = json!({"metadata": {"name": "system:node"}, "roleRef": {}});
+        let new = reconcile_binding(&existing, &expected).expect("changed");
+        assert_eq!(new["subjects"], json!([]));
+        assert_eq!(reconcile_binding(&new, &expected), None);
     }
 
     #[test]
