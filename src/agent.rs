@@ -56,6 +56,10 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
     })
     .await?;
     tracing::info!(socket = %runtime.socket.display(), "container runtime is ready");
+    tokio::spawn(crate::proxy::run(
+        client.clone(),
+        crate::proxy::ProxySettings::new(config.node_name.clone(), config.cluster_cidr),
+    ));
     kubelet::run(
         client,
         runtime,

@@ -586,6 +586,9 @@ pub static BINDINGS: &[BindingDef] = &[
     cluster_binding("system:volume-scheduler", "system:volume-scheduler",
         &[Who::User("system:kube-scheduler")]),
     cluster_binding("system:node", "system:node", &[Who::Group("system:nodes")]),
+    // skiff's nodes run the service proxy in-process with their own
+    // credentials (upstream's kube-proxy has a user of its own).
+    cluster_binding("skiff:node-proxier", "system:node-proxier", &[Who::Group("system:nodes")]),
     // The API server's client certificate at kubelets (pods/log, exec, ...).
     cluster_binding("system:kubelet-api-admin", "system:kubelet-api-admin",
         &[Who::User("kube-apiserver-kubelet-client")]),
