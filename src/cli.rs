@@ -10,6 +10,7 @@
 pub mod check_config;
 pub mod config_file;
 pub mod host;
+pub mod proxy;
 pub mod server;
 pub mod sim_nodes;
 pub mod tools;
@@ -41,6 +42,10 @@ pub enum Command {
     Ctr(tools::PassThrough),
     /// Check that this machine has what skiff needs (kernel, binaries).
     CheckConfig,
+    /// Run only the service proxy (as kube-proxy) against a cluster.
+    Proxy(proxy::ProxyArgs),
+    /// Remove the service proxy's iptables chains and the node's network state.
+    CleanupNetwork(proxy::CleanupNetworkArgs),
 }
 
 /// The text `skiff version` prints.

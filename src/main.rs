@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Kubectl(args) => skiff::cli::tools::kubectl(args),
         Command::Ctr(args) => skiff::cli::tools::ctr(args),
         Command::CheckConfig => skiff::cli::check_config::main(),
+        Command::Proxy(args) => skiff::cli::proxy::proxy(args),
+        Command::CleanupNetwork(args) => skiff::cli::proxy::cleanup_network(args),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

@@ -402,6 +402,14 @@ pub static ROLES: &[RoleDef] = &[
             EVENTS,
         ],
     ),
+    // skiff's ServiceLB (k3s's, without svclb pods).
+    cluster_role("system:controller:service-lb-controller",
+        &[
+            res(&["get", "list", "watch"], CORE, &["services", "nodes"]),
+            res(&["patch", "update"], CORE, &["services/status"]),
+            EVENTS,
+        ],
+    ),
     cluster_role("system:controller:endpointslice-controller",
         &[
             res(&["get", "list", "watch"], CORE, &["services", "pods", "nodes"]),
@@ -604,6 +612,8 @@ pub static BINDINGS: &[BindingDef] = &[
         &[Who::Sa("kube-system", "disruption-controller")]),
     cluster_binding("system:controller:endpoint-controller", "system:controller:endpoint-controller",
         &[Who::Sa("kube-system", "endpoint-controller")]),
+    cluster_binding("system:controller:service-lb-controller", "system:controller:service-lb-controller",
+        &[Who::Sa("kube-system", "service-lb-controller")]),
     cluster_binding("system:controller:endpointslice-controller", "system:controller:endpointslice-controller",
         &[Who::Sa("kube-system", "endpointslice-controller")]),
     cluster_binding("system:controller:generic-garbage-collector", "system:controller:generic-garbage-collector",
