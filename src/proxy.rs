@@ -89,6 +89,7 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
             .await
             .unwrap_or_default(),
         jumps_ok: false,
+        last_ports: HashMap::new(),
         udp: BTreeMap::new(),
         seen_slices: HashMap::new(),
         conntrack,
@@ -140,8 +141,13 @@ fn spawn_forwarder<K: Clone + Send + Sync + 'static>(
 struct SyncState {
     /// The per-service chains on the host.
     chains: BTreeSet<String>,
-    /// Whether the jumps from the built-in chains were checked.
+    /// Whether the jumps from the built-in chains were checked; until they
+    /// are (at start, after a failure and at each periodic resync), every
+    /// chain is rewritten.
     jumps_ok: bool,
+    /// The service ports of the last applied ruleset: an equal one keeps
+    /// its chains on the host untouched.
+    last_ports: HashMap<(String, String), ServicePort>,
     /// UDP service ports: their addresses and usable endpoints.
     udp: BTreeMap<String, UdpPort>,
     /// The resourceVersion of each slice seen by the last sync.
@@ -167,7 +173,12 @@ async fn sync(
     let service_refs: Vec<&Service> = services.iter().map(Arc::as_ref).collect();
     let slice_refs: Vec<&EndpointSlice> = slices.iter().map(Arc::as_ref).collect();
     let ports = service_ports::build(&service_refs, &slice_refs, &settings.node_name);
-    let ruleset = rules::render(&ports, settings.cluster_cidr, &state.chains);
+    let full = !state.jumps_ok;
+    let last = &state.last_ports;
+    let unchanged =
+        |p: &ServicePort| !full && last.get(&(p.name.clone(), p.protocol.clone())) == Some(p);
+    let ruleset = rules::render(&ports, settings.cluster_cidr, &state.chains, &unchanged);
+    let rendered = started.elapsed();
     let ensure_jumps = !state.jumps_ok;
     let text = ruleset.text;
     let applied = tokio::task::spawn_blocking(move || {
@@ -182,15 +193,21 @@ async fn sync(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot program the service rules; retrying");
+            state.jumps_ok = false;
             return false;
         }
         Err(e) => {
             tracing::error!(error = %e, "the iptables task failed; retrying");
+            state.jumps_ok = false;
             return false;
         }
     }
     state.chains = ruleset.service_chains;
     state.jumps_ok = true;
+    state.last_ports = ports
+        .iter()
+        .map(|p| ((p.name.clone(), p.protocol.clone()), p.clone()))
+        .collect();
     let done = jiff::Timestamp::now();
     let udp = udp_ports(&ports);
     let stale = stale_flows(&state.udp, &udp);
@@ -201,6 +218,8 @@ async fn sync(
     record_latency(state, slices, done);
     tracing::debug!(
         service_ports = ports.len(),
+        full,
+        render_ms = rendered.as_secs_f64() * 1000.0,
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "service rules synced"
     );

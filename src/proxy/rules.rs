@@ -99,8 +99,16 @@ pub fn sep_chain(port: &ServicePort, endpoint: &Endpoint) -> String {
 }
 
 /// Renders the ruleset for `ports`; `previous` are the per-service chains
-/// of the last ruleset applied (or found on the host at start).
-pub fn render(ports: &[ServicePort], cluster_cidr: IpNet, previous: &BTreeSet<String>) -> Ruleset {
+/// of the last ruleset applied (or found on the host at start). With
+/// `unchanged`, the per-service chains of those ports are left as they are
+/// on the host (not declared, so not flushed), as upstream's partial syncs
+/// do: the restore then only carries the shared chains and what changed.
+pub fn render(
+    ports: &[ServicePort],
+    cluster_cidr: IpNet,
+    previous: &BTreeSet<String>,
+    unchanged: &dyn Fn(&ServicePort) -> bool,
+) -> Ruleset {
     let mut filter = Section::default();
     let mut nat = Section::default();
     for chain in FILTER_CHAINS {
@@ -111,7 +119,13 @@ pub fn render(ports: &[ServicePort], cluster_cidr: IpNet, previous: &BTreeSet<St
     }
     base_rules(&mut filter, &mut nat);
     for port in ports {
-        service_rules(port, cluster_cidr, &mut filter, &mut nat);
+        let mut own = Section::default();
+        service_rules(port, cluster_cidr, &mut filter, &mut nat, &mut own);
+        if unchanged(port) {
+            nat.service_chains.append(&mut own.service_chains);
+        } else {
+            nat.append(own);
+        }
     }
     nat.rule(
         "KUBE-SERVICES",
@@ -154,6 +168,13 @@ impl Section {
         let _ = writeln!(self.rules, "-A {chain} {args}");
     }
 
+    /// Adds another section's chains and rules after this one's.
+    fn append(&mut self, mut other: Section) {
+        self.chains.push_str(&other.chains);
+        self.rules.push_str(&other.rules);
+        self.service_chains.append(&mut other.service_chains);
+    }
+
     fn len(&self) -> usize {
         self.chains.len() + self.rules.len()
     }
@@ -192,7 +213,13 @@ fn base_rules(filter: &mut Section, nat: &mut Section) {
     nat.rule("KUBE-MARK-MASQ", &format!("-j MARK --or-mark {MASQ_MARK}"));
 }
 
-fn service_rules(port: &ServicePort, cluster_cidr: IpNet, filter: &mut Section, nat: &mut Section) {
+fn service_rules(
+    port: &ServicePort,
+    cluster_cidr: IpNet,
+    filter: &mut Section,
+    nat: &mut Section,
+    own: &mut Section,
+) {
     let name = &port.name;
     let proto = &port.protocol;
     let match_proto = format!("-m {proto} -p {proto}");
@@ -308,66 +335,60 @@ fn service_rules(port: &ServicePort, cluster_cidr: IpNet, filter: &mut Section, 
     }
 
     if uses_ext {
-        nat.chain(&ext);
+        own.chain(&ext);
         if port.external_local {
             if has_internal {
-                nat.rule(
-                    &ext,
+                own.rule(&ext,
                     &format!(r#"-m comment --comment "pod traffic for {name} external destinations" -s {cluster_cidr} -j {cluster_policy}"#),
                 );
             }
-            nat.rule(
-                &ext,
+            own.rule(&ext,
                 &format!(
                     r#"-m comment --comment "masquerade LOCAL traffic for {name} external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"#
                 ),
             );
             if has_internal {
-                nat.rule(
-                    &ext,
+                own.rule(&ext,
                     &format!(
                         r#"-m comment --comment "route LOCAL traffic for {name} external destinations" -m addrtype --src-type LOCAL -j {cluster_policy}"#
                     ),
                 );
             }
         } else {
-            nat.rule(
-                &ext,
+            own.rule(&ext,
                 &format!(r#"-m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ"#),
             );
         }
-        nat.rule(&ext, &format!("-j {external_policy}"));
+        own.rule(&ext, &format!("-j {external_policy}"));
     }
 
     if uses_fw {
-        nat.chain(&fw);
+        own.chain(&fw);
         let comment = format!(r#"-m comment --comment "{name} loadbalancer IP""#);
         for range in &port.source_ranges {
-            nat.rule(&fw, &format!("{comment} -s {range} -j {ext}"));
+            own.rule(&fw, &format!("{comment} -s {range} -j {ext}"));
         }
         // The nodes' own traffic to the LB address is allowed too.
         for ip in &port.load_balancer_ips {
-            nat.rule(&fw, &format!("{comment} -s {ip} -j {ext}"));
+            own.rule(&fw, &format!("{comment} -s {ip} -j {ext}"));
         }
-        nat.rule(
-            &fw,
+        own.rule(&fw,
             &format!(r#"-m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL""#),
         );
     }
 
     if uses_svc {
-        nat.chain(&svc);
-        nat.rule(
-            &svc,
+        own.chain(&svc);
+        own.rule(&svc,
             &format!(
                 r#"-m comment --comment "{name} cluster IP" {match_proto} -d {cluster_ip} --dport {service_port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"#
             ),
         );
-        endpoint_jumps(port, &svc, &cluster_endpoints, nat);
+        endpoint_jumps(port, &svc, &cluster_endpoints, own);
     }
     if uses_svl {
-        nat.chain(&svl);
-        endpoint_jumps(port, &svl, &local_endpoints, nat);
+        own.chain(&svl);
+        endpoint_jumps(port, &svl, &local_endpoints, own);
     }
     let mut written = BTreeSet::new();
     for endpoint in cluster_endpoints.iter().chain(local_endpoints.iter()) {
@@ -375,12 +396,12 @@ fn service_rules(port: &ServicePort, cluster_cidr: IpNet, filter: &mut Section, 
         if !written.insert(sep.clone()) {
             continue;
         }
-        nat.chain(&sep);
+        own.chain(&sep);
         let ip = endpoint.ip;
         let address = endpoint.address();
         // Hairpin: a pod reaching itself through the service is masqueraded
         // so the replies come back through the bridge.
-        nat.rule(
+        own.rule(
             &sep,
             &format!("-m comment --comment {name} -s {ip} -j KUBE-MARK-MASQ"),
         );
@@ -389,8 +410,7 @@ fn service_rules(port: &ServicePort, cluster_cidr: IpNet, filter: &mut Section, 
         } else {
             String::new()
         };
-        nat.rule(
-            &sep,
+        own.rule(&sep,
             &format!("-m comment --comment {name}{affinity} {match_proto} -j DNAT --to-destination {address}"),
         );
     }

@@ -38,7 +38,13 @@ fn port(endpoints: Vec<Endpoint>) -> ServicePort {
 }
 
 fn render_one(port: &ServicePort) -> String {
-    render(std::slice::from_ref(port), cidr(), &BTreeSet::new()).text
+    render(
+        std::slice::from_ref(port),
+        cidr(),
+        &BTreeSet::new(),
+        &|_| false,
+    )
+    .text
 }
 
 /// The lines of one table's section.
@@ -303,9 +309,11 @@ fn load_balancer_source_ranges_go_through_the_firewall_chain() {
 #[test]
 fn stale_chains_are_flushed_and_deleted() {
     let p = port(vec![endpoint("10.180.0.1", false)]);
-    let first = render(std::slice::from_ref(&p), cidr(), &BTreeSet::new());
+    let first = render(std::slice::from_ref(&p), cidr(), &BTreeSet::new(), &|_| {
+        false
+    });
     assert_eq!(first.service_chains.len(), 2, "{:?}", first.service_chains);
-    let second = render(&[], cidr(), &first.service_chains);
+    let second = render(&[], cidr(), &first.service_chains, &|_| false);
     assert!(second.service_chains.is_empty());
     let nat = table(&second.text, "nat");
     for chain in &first.service_chains {
@@ -313,13 +321,18 @@ fn stale_chains_are_flushed_and_deleted() {
         assert!(nat.contains(&format!("-X {chain}").as_str()));
     }
     // A chain that is still used is not deleted.
-    let again = render(std::slice::from_ref(&p), cidr(), &first.service_chains);
+    let again = render(
+        std::slice::from_ref(&p),
+        cidr(),
+        &first.service_chains,
+        &|_| false,
+    );
     assert!(!again.text.contains("-X "));
 }
 
 #[test]
 fn the_base_chains_are_always_there() {
-    let text = render(&[], cidr(), &BTreeSet::new()).text;
+    let text = render(&[], cidr(), &BTreeSet::new(), &|_| false).text;
     for chain in FILTER_CHAINS {
         assert!(table(&text, "filter").contains(&format!(":{chain} - [0:0]").as_str()));
     }
@@ -327,4 +340,41 @@ fn the_base_chains_are_always_there() {
     assert!(nat.contains(&"-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN"));
     assert!(nat.contains(&"-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000"));
     assert!(text.starts_with("*filter\n") && text.ends_with("COMMIT\n"));
+}
+
+#[test]
+fn unchanged_services_keep_their_chains_untouched() {
+    let a = port(vec![endpoint("10.180.0.1", false)]);
+    let mut b = port(vec![endpoint("10.180.0.2", false)]);
+    b.name = "ns1/svc2:p80".to_string();
+    b.cluster_ip = "172.30.0.42".parse().expect("ip");
+    let full = render(&[a.clone(), b.clone()], cidr(), &BTreeSet::new(), &|_| {
+        false
+    });
+    let partial = render(
+        &[a.clone(), b.clone()],
+        cidr(),
+        &full.service_chains,
+        &|p| p.name == a.name,
+    );
+    assert_eq!(
+        partial.service_chains, full.service_chains,
+        "nothing is stale"
+    );
+    let nat = table(&partial.text, "nat");
+    // a's chains are neither declared (flushed) nor deleted, but still jumped to.
+    assert!(
+        !nat.iter()
+            .any(|l| l.starts_with(&format!(":{}", svc_chain(&a)))
+                || l.starts_with(&format!("-A {}", svc_chain(&a))))
+    );
+    assert!(
+        nat.iter()
+            .any(|l| l.starts_with("-A KUBE-SERVICES") && l.ends_with(&svc_chain(&a)))
+    );
+    assert!(!partial.text.contains("-X "));
+    assert!(
+        nat.iter()
+            .any(|l| l.starts_with(&format!(":{}", svc_chain(&b))))
+    );
 }
