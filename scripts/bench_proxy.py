@@ -149,7 +149,7 @@ def main():
             args.binary, "proxy", "--kubeconfig", kubeconfig, "--node-name", "bench",
             "--log-level", "skiff::proxy=debug",
         ], stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
-        synced = re.compile(r"service rules synced service_ports=(\d+) full=(\w+) render_ms=[\d.]+ elapsed_ms=([\d.]+)")
+        synced = re.compile(r"service rules synced service_ports=(\d+) full=(\w+) render_ms=([\d.]+) elapsed_ms=([\d.]+)")
         latency = re.compile(r"network programming latency slice=\S+ latency_ms=([\d.]+)")
 
         def log():
@@ -159,7 +159,7 @@ def main():
             if time.time() > deadline or proxy.poll() is not None:
                 raise RuntimeError("the proxy did not sync:\n" + log()[-2000:])
             time.sleep(0.2)
-        first = [float(m.group(3)) for m in synced.finditer(log()) if int(m.group(1)) >= args.services][0]
+        first = [float(m.group(4)) for m in synced.finditer(log()) if int(m.group(1)) >= args.services][0]
 
         for k in range(args.updates):
             i = (k * 37) % args.services
@@ -169,10 +169,14 @@ def main():
         time.sleep(2)
         text = log()
         latencies = [float(m.group(1)) for m in latency.finditer(text)]
-        full = [float(m.group(3)) for m in synced.finditer(text)
+        full = [float(m.group(4)) for m in synced.finditer(text)
                 if int(m.group(1)) >= args.services and m.group(2) == "true"]
-        partial = [float(m.group(3)) for m in synced.finditer(text)
+        partial = [float(m.group(4)) for m in synced.finditer(text)
                    if int(m.group(1)) >= args.services and m.group(2) == "false"]
+        render = [float(m.group(3)) for m in synced.finditer(text)
+                  if int(m.group(1)) >= args.services and m.group(2) == "false"]
+        print("partial sync: render p50 %.0f ms of %.0f ms" % (percentile(render, 50), percentile(partial, 50)),
+              file=sys.stderr)
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         print("| services x endpoints | iptables rules | full sync (first) | partial sync p50 / max | "
               "programming latency p50 / p99 / max (n) |")

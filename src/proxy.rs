@@ -44,8 +44,11 @@ pub struct ProxySettings {
     pub cluster_cidr: IpNet,
     /// The least time between two syncs (changes within it are coalesced).
     pub min_sync_period: Duration,
-    /// A full resync (rules and jumps) at least this often.
+    /// A sync (and a check of the jumps) at least this often.
     pub sync_period: Duration,
+    /// Every chain rewritten at least this often (upstream's hour): on
+    /// iptables-nft a full restore of 1,000 services takes seconds.
+    pub full_sync_period: Duration,
 }
 
 impl ProxySettings {
@@ -56,6 +59,7 @@ impl ProxySettings {
             cluster_cidr,
             min_sync_period: Duration::from_millis(20),
             sync_period: Duration::from_secs(30),
+            full_sync_period: Duration::from_secs(3600),
         }
     }
 }
@@ -89,6 +93,7 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
             .await
             .unwrap_or_default(),
         jumps_ok: false,
+        full_needed: true,
         last_ports: HashMap::new(),
         udp: BTreeMap::new(),
         seen_slices: HashMap::new(),
@@ -96,6 +101,7 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
     };
     tracing::info!(node = %settings.node_name, "service proxy started");
     let mut last_sync: Option<Instant> = None;
+    let mut last_periodic = Instant::now();
     let mut last_full = Instant::now();
     let mut retry = false;
     loop {
@@ -103,7 +109,7 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
             let wait = if retry {
                 Duration::from_secs(1)
             } else {
-                settings.sync_period.saturating_sub(last_full.elapsed())
+                settings.sync_period.saturating_sub(last_periodic.elapsed())
             };
             tokio::select! {
                 _ = changed.notified() => {}
@@ -114,9 +120,12 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
             let earliest = last + settings.min_sync_period;
             tokio::time::sleep_until(earliest.into()).await;
         }
-        let full = last_full.elapsed() >= settings.sync_period;
-        if full {
+        if last_periodic.elapsed() >= settings.sync_period {
             state.jumps_ok = false;
+            last_periodic = Instant::now();
+        }
+        if last_full.elapsed() >= settings.full_sync_period {
+            state.full_needed = true;
             last_full = Instant::now();
         }
         let service_list = services.store().state();
@@ -141,10 +150,12 @@ fn spawn_forwarder<K: Clone + Send + Sync + 'static>(
 struct SyncState {
     /// The per-service chains on the host.
     chains: BTreeSet<String>,
-    /// Whether the jumps from the built-in chains were checked; until they
-    /// are (at start, after a failure and at each periodic resync), every
-    /// chain is rewritten.
+    /// Whether the jumps from the built-in chains were checked (they are
+    /// again at each periodic sync and after a failure).
     jumps_ok: bool,
+    /// Whether every chain must be rewritten (at start, after a failure,
+    /// every `full_sync_period`).
+    full_needed: bool,
     /// The service ports of the last applied ruleset: an equal one keeps
     /// its chains on the host untouched.
     last_ports: HashMap<(String, String), ServicePort>,
@@ -173,7 +184,7 @@ async fn sync(
     let service_refs: Vec<&Service> = services.iter().map(Arc::as_ref).collect();
     let slice_refs: Vec<&EndpointSlice> = slices.iter().map(Arc::as_ref).collect();
     let ports = service_ports::build(&service_refs, &slice_refs, &settings.node_name);
-    let full = !state.jumps_ok;
+    let full = state.full_needed;
     let last = &state.last_ports;
     let unchanged =
         |p: &ServicePort| !full && last.get(&(p.name.clone(), p.protocol.clone())) == Some(p);
@@ -194,16 +205,19 @@ async fn sync(
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot program the service rules; retrying");
             state.jumps_ok = false;
+            state.full_needed = true;
             return false;
         }
         Err(e) => {
             tracing::error!(error = %e, "the iptables task failed; retrying");
             state.jumps_ok = false;
+            state.full_needed = true;
             return false;
         }
     }
     state.chains = ruleset.service_chains;
     state.jumps_ok = true;
+    state.full_needed = false;
     state.last_ports = ports
         .iter()
         .map(|p| ((p.name.clone(), p.protocol.clone()), p.clone()))
