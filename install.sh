@@ -286,6 +286,10 @@ if command -v ip >/dev/null 2>&1; then
         [ -e "/sys/class/net/$link/master" ] && [ "$(basename "$(readlink "/sys/class/net/$link/master")")" = skiff0 ] && ip link delete "$link"
     done
 fi
+# The service proxy's KUBE-* chains and their jumps, and the node's network
+# state, removed by skiff itself (the same code as its tests' cleanup).
+SKIFF_BIN=$(dirname "$0")/skiff
+[ -x "$SKIFF_BIN" ] && "$SKIFF_BIN" cleanup-network 2>/dev/null
 # iptables: every SKIFF-* chain and every rule that mentions one.
 for save in iptables-save ip6tables-save; do
     command -v "$save" >/dev/null 2>&1 || continue

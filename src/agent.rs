@@ -68,6 +68,10 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
     })
     .await?;
     tracing::info!(socket = %runtime.socket.display(), "container runtime is ready");
+    tokio::spawn(crate::proxy::run(
+        client.clone(),
+        crate::proxy::ProxySettings::new(config.node_name.clone(), config.cluster_cidr),
+    ));
     let (node_ip, pod_mtu) = start_overlay(&client, &config).await;
     kubelet::run(
         client,

@@ -12,6 +12,7 @@ pub mod certificate;
 pub mod check_config;
 pub mod config_file;
 pub mod host;
+pub mod proxy;
 pub mod server;
 pub mod sim_nodes;
 pub mod token;
@@ -50,6 +51,10 @@ pub enum Command {
     Certificate(certificate::CertificateArgs),
     /// Manage bootstrap tokens for joining nodes (create, list, delete).
     Token(token::TokenArgs),
+    /// Run only the service proxy (as kube-proxy) against a cluster.
+    Proxy(proxy::ProxyArgs),
+    /// Remove the service proxy's iptables chains and the node's network state.
+    CleanupNetwork(proxy::CleanupNetworkArgs),
 }
 
 /// The text `skiff version` prints.

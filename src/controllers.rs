@@ -25,6 +25,7 @@ pub mod replicaset;
 pub mod rootca;
 pub mod service_pods;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod tokencleaner;
 pub mod ttl_after_finished;
@@ -166,6 +167,11 @@ pub fn start(router: Router, ca_pem: &str, settings: &Settings) {
         services.clone(),
         pods.clone(),
         endpoints,
+    );
+    servicelb::start(
+        in_process(router.clone(), controller_user("service-lb")),
+        services.clone(),
+        nodes.clone(),
     );
     endpointslice::start(
         in_process(router.clone(), controller_user("endpointslice")),

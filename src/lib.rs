@@ -17,6 +17,7 @@ pub mod leader_election;
 pub mod net;
 pub mod node_ipam;
 pub mod pki;
+pub mod proxy;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

@@ -35,6 +35,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Token(args) => skiff::cli::token::main(args),
+        Command::Proxy(args) => skiff::cli::proxy::proxy(args),
+        Command::CleanupNetwork(args) => skiff::cli::proxy::cleanup_network(args),
         Command::Server(args) => {
             let sub = matches.subcommand_matches("server").unwrap_or(&matches);
             match skiff::cli::server::resolve(&args, sub) {

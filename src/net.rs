@@ -119,9 +119,11 @@ pub fn setup(settings: &NetSettings) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Removes the bridge, the routes and the iptables chains [`setup`] added.
-/// Best effort: what is already gone is skipped.
+/// Removes the bridge, the routes and the iptables chains [`setup`] added,
+/// and the service proxy's chains. Best effort: what is already gone is
+/// skipped.
 pub fn cleanup(cluster_cidr: IpNet, service_cidr: IpNet) {
+    crate::proxy::iptables::cleanup();
     for cidr in [cluster_cidr, service_cidr] {
         let _ = run(
             "ip",

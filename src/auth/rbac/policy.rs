@@ -402,6 +402,14 @@ pub static ROLES: &[RoleDef] = &[
             EVENTS,
         ],
     ),
+    // skiff's ServiceLB (k3s's, without svclb pods).
+    cluster_role("system:controller:service-lb-controller",
+        &[
+            res(&["get", "list", "watch"], CORE, &["services", "nodes"]),
+            res(&["patch", "update"], CORE, &["services/status"]),
+            EVENTS,
+        ],
+    ),
     cluster_role("system:controller:endpointslice-controller",
         &[
             res(&["get", "list", "watch"], CORE, &["services", "pods", "nodes"]),
@@ -595,6 +603,9 @@ pub static BINDINGS: &[BindingDef] = &[
     cluster_binding("system:volume-scheduler", "system:volume-scheduler",
         &[Who::User("system:kube-scheduler")]),
     cluster_binding("system:node", "system:node", &[]),
+    // skiff's nodes run the service proxy in-process with their own
+    // credentials (upstream's kube-proxy has a user of its own).
+    cluster_binding("skiff:node-proxier", "system:node-proxier", &[Who::Group("system:nodes")]),
     // The API server's client certificate at kubelets (pods/log, exec, ...).
     cluster_binding("system:kubelet-api-admin", "system:kubelet-api-admin",
         &[Who::User("kube-apiserver-kubelet-client")]),
@@ -610,6 +621,8 @@ pub static BINDINGS: &[BindingDef] = &[
         &[Who::Sa("kube-system", "disruption-controller")]),
     cluster_binding("system:controller:endpoint-controller", "system:controller:endpoint-controller",
         &[Who::Sa("kube-system", "endpoint-controller")]),
+    cluster_binding("system:controller:service-lb-controller", "system:controller:service-lb-controller",
+        &[Who::Sa("kube-system", "service-lb-controller")]),
     cluster_binding("system:controller:endpointslice-controller", "system:controller:endpointslice-controller",
         &[Who::Sa("kube-system", "endpointslice-controller")]),
     cluster_binding("system:controller:generic-garbage-collector", "system:controller:generic-garbage-collector",
