@@ -37,6 +37,8 @@ pub struct AgentConfig {
     /// Container log rotation: maximum size in bytes, files kept.
     pub container_log_max_size: u64,
     pub container_log_max_files: u32,
+    /// Cluster DNS: served on this node and written into pods' resolv.conf.
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// Starts the node in the background; failures are logged, not returned.
@@ -56,6 +58,7 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
     })
     .await?;
     tracing::info!(socket = %runtime.socket.display(), "container runtime is ready");
+    tokio::spawn(crate::dns::run(client.clone(), config.dns.clone()));
     kubelet::run(
         client,
         runtime,
@@ -71,6 +74,7 @@ async fn run(client: kube::Client, config: AgentConfig) -> Result<(), KubeletErr
             tls: config.kubelet_tls,
             log_max_size: config.container_log_max_size,
             log_max_files: config.container_log_max_files,
+            dns: config.dns,
         },
     )
     .await

@@ -59,6 +59,8 @@ pub struct KubeletSettings {
     /// files to keep per container.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The cluster DNS pods resolve through, and the node's resolver file.
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// Registers the node and runs it until the process ends.

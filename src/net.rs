@@ -5,8 +5,9 @@
 //! on this host instead of going to the default gateway.
 //!
 //! [`cleanup`] removes everything [`setup`] adds to the host (the bridge, its
-//! routes and skiff's iptables chains); pods' own veths and network
-//! namespaces belong to the runtime and go with their sandboxes.
+//! routes and skiff's iptables chains) and the cluster DNS address; pods'
+//! own veths and network namespaces belong to the runtime and go with their
+//! sandboxes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,6 +134,7 @@ pub fn cleanup(cluster_cidr: IpNet, service_cidr: IpNet) {
         let _ = run("iptables", &["-t", table, "-X", chain], "iptables");
     }
     let _ = run("ip", &["link", "del", BRIDGE], "iproute2");
+    crate::dns::interface::remove(None);
 }
 
 /// The bridge conflist for `settings`.

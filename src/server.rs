@@ -7,6 +7,7 @@
 //! process with its message; SIGTERM or SIGINT shut it down gracefully.
 
 pub mod gate;
+pub mod kubernetes_endpoints;
 pub mod listener;
 pub mod manifests;
 
@@ -129,6 +130,18 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         manifests::dir(&config.data_dir),
     );
 
+    // The API server's own loopback identity, as upstream's.
+    let mut apiserver = UserInfo::component("system:apiserver");
+    apiserver.groups.insert(0, "system:masters".to_string());
+    tokio::spawn(kubernetes_endpoints::run(
+        crate::client::in_process(api.router(), apiserver),
+        kubernetes_endpoints::Identity::new(
+            &config.node_name,
+            config.advertise_address,
+            config.https_listen_port,
+        ),
+    ));
+
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator = Authenticator::new(vec![
         Arc::new(ServerTokenAuthenticator::new(&pki.token)),
@@ -234,6 +247,11 @@ fn start_node_roles(
             kubelet_tls,
             container_log_max_size: config.container_log_max_size,
             container_log_max_files: config.container_log_max_files,
+            dns: crate::dns::DnsSettings {
+                cluster_dns: config.cluster_dns,
+                cluster_domain: config.cluster_domain.clone(),
+                resolv_conf: config.resolv_conf.clone(),
+            },
         },
     );
 }

@@ -93,6 +93,9 @@ pub struct ServerArgs {
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
+    /// The node's resolver file: upstreams of the cluster DNS and pods' dnsPolicy Default [default: /etc/resolv.conf]
+    #[arg(long, env = "SKIFF_RESOLV_CONF", value_name = "FILE")]
+    pub resolv_conf: Option<String>,
     /// Port of the node's kubelet HTTPS server (logs, exec, port-forward) [default: 10250]
     #[arg(long, env = "SKIFF_KUBELET_PORT", value_name = "PORT")]
     pub kubelet_port: Option<String>,
@@ -164,6 +167,8 @@ pub struct ServerConfig {
     pub node_name: String,
     pub container_runtime_endpoint: Option<PathBuf>,
     pub kubelet_port: u16,
+    /// The node's resolver file (`--resolv-conf`).
+    pub resolv_conf: PathBuf,
     /// Bytes at which a container log file is rotated.
     pub container_log_max_size: u64,
     pub container_log_max_files: u32,
@@ -299,6 +304,14 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
     let container_runtime_endpoint =
         (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
     let kubelet_port = checks::port(&pick("kubelet-port", &args.kubelet_port, "10250"))?;
+    let resolv_conf = PathBuf::from(
+        pick(
+            "resolv-conf",
+            &args.resolv_conf,
+            crate::dns::resolv::DEFAULT_PATH,
+        )
+        .value,
+    );
     let container_log_max_size = checks::size(&pick(
         "container-log-max-size",
         &args.container_log_max_size,
@@ -363,6 +376,7 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         node_name,
         container_runtime_endpoint,
         kubelet_port,
+        resolv_conf,
         container_log_max_size,
         container_log_max_files,
         node_monitor_grace_period,
