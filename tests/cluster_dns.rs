@@ -136,6 +136,14 @@ spec:
     )
 }
 
+fn wait_ready(node: &Node) {
+    let ready = r#"-o=jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
+    node.wait_for("the node to be Ready", Duration::from_secs(90), || {
+        node.kubectl_ok(&["get", "node", &node.name, ready])
+            .filter(|s| s == "True")
+    });
+}
+
 /// `nslookup <name>` in the client pod: (succeeded, output).
 fn nslookup(node: &Node, name: &str) -> (bool, String) {
     let out = node.kubectl(&["exec", "client", "--", "nslookup", "-type=a", name]);
@@ -160,11 +168,7 @@ fn pods_resolve_services_and_outside_names_through_the_cluster_dns() {
     )
     .expect("write");
     let node = Node::start_with(&[&format!("--resolv-conf={}", resolv.display())]);
-    let ready = r#"-o=jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
-    node.wait_for("the node to be Ready", Duration::from_secs(90), || {
-        node.kubectl_ok(&["get", "node", &node.name, ready])
-            .filter(|s| s == "True")
-    });
+    wait_ready(&node);
 
     // The kube-dns Service carries the cluster DNS address.
     let dns_ip = node.kubectl_ok(&[
@@ -342,4 +346,56 @@ fn kubernetes_endpoints_follow_the_api_server_leases() {
     );
     let gone = server.kubectl(&["-n", "kube-system", "get", "lease", "apiserver-other"]);
     assert!(!gone.status.success(), "{}", text(&gone));
+}
+
+/// The DNS benchmark (`scripts/bench-dns.sh`): A queries for a Service name
+/// from a pod's network namespace to the cluster DNS at a bounded rate
+/// (`SKIFF_BENCH_DNS_RATE`, `SKIFF_BENCH_DNS_SECONDS`); prints the client's
+/// JSON line. Ignored in normal runs.
+#[test]
+#[ignore = "benchmark: scripts/bench-dns.sh"]
+fn dns_benchmark() {
+    let rate = std::env::var("SKIFF_BENCH_DNS_RATE").unwrap_or_else(|_| "1000".into());
+    let seconds = std::env::var("SKIFF_BENCH_DNS_SECONDS").unwrap_or_else(|_| "10".into());
+    let dir = tempfile::tempdir().expect("dir");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {UPSTREAM}\n")).expect("write");
+    let node = Node::start_with(&[&format!("--resolv-conf={}", resolv.display())]);
+    let before: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    wait_ready(&node);
+    node.apply(MANIFEST);
+    node.apply(&pod("client", &node.name, "client", ""));
+    node.wait_pod_field("client", "{.status.phase}", Duration::from_secs(120), |p| {
+        p == "Running"
+    });
+    let netns = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !before.contains(n))
+        .expect("the client pod's network namespace");
+    node.wait_for("the cluster DNS", Duration::from_secs(30), || {
+        let (ok, out) = nslookup(&node, "web.default.svc.cluster.local");
+        (ok && out.contains("Address: 10.")).then_some(())
+    });
+    let client = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_dns_client.py");
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args([
+            "python3",
+            client,
+            CLUSTER_DNS,
+            "web.default.svc.cluster.local",
+        ])
+        .args(["--rate", &rate, "--seconds", &seconds])
+        .output()
+        .expect("run the benchmark client");
+    assert!(out.status.success(), "{}", text(&out));
+    println!("BENCH {}", String::from_utf8_lossy(&out.stdout).trim());
 }
