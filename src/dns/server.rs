@@ -15,6 +15,11 @@ use super::records::{Lookup, Snapshot};
 
 /// The payload size skiff advertises and accepts over UDP with EDNS.
 const EDNS_PAYLOAD: u16 = 1232;
+/// How many ExternalName aliases one answer follows.
+const MAX_CNAME_CHAIN: u8 = 8;
+/// Requests answered at once; more are dropped (the client retries), so a
+/// flood cannot pile up tasks and upstream sockets without bound.
+const MAX_IN_FLIGHT: usize = 1024;
 /// How long an idle TCP connection is kept.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
@@ -97,6 +102,12 @@ impl Handler {
 
     /// The answer to `request`.
     pub async fn answer(&self, request: &Message) -> Message {
+        self.answer_within(request, MAX_CNAME_CHAIN).await
+    }
+
+    /// The answer to `request`, following at most `chain` more ExternalName
+    /// aliases (a Service may name itself or another alias).
+    async fn answer_within(&self, request: &Message, chain: u8) -> Message {
         if request.op_code() != OpCode::Query {
             return failure(request, ResponseCode::NotImp);
         }
@@ -122,7 +133,7 @@ impl Handler {
             }
             Lookup::Alias { cname, target } => {
                 response.add_answer(*cname);
-                if qtype != RecordType::CNAME {
+                if qtype != RecordType::CNAME && chain > 0 {
                     // Chase the target as CoreDNS does, outside the zone
                     // through the upstreams.
                     let mut chase = request.clone();
@@ -130,8 +141,12 @@ impl Handler {
                     q.set_name(target);
                     chase.queries_mut().clear();
                     chase.add_query(q);
-                    let chased = Box::pin(self.answer(&chase)).await;
-                    response.add_answers(chased.answers().iter().cloned());
+                    let chased = Box::pin(self.answer_within(&chase, chain - 1)).await;
+                    for record in chased.answers() {
+                        if !response.answers().contains(record) {
+                            response.add_answer(record.clone());
+                        }
+                    }
                 }
             }
             Lookup::NoData => {
@@ -148,6 +163,7 @@ impl Handler {
 
 /// Serves UDP requests on `socket` until the task is dropped.
 pub async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -157,6 +173,9 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            continue;
+        };
         let request = buf[..n].to_vec();
         let socket = Arc::clone(&socket);
         let handler = Arc::clone(&handler);
@@ -164,6 +183,7 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
             if let Some(reply) = handler.answer_bytes(&request, true).await {
                 let _ = socket.send_to(&reply, from).await;
             }
+            drop(permit);
         });
     }
 }
@@ -287,6 +307,27 @@ mod tests {
             .expect("a reply");
         let reply = Message::from_vec(&reply).expect("decode");
         assert_eq!(reply.response_code(), ResponseCode::ServFail);
+    }
+
+    #[tokio::test]
+    async fn an_external_name_naming_itself_ends() {
+        let h = handler();
+        let loop_svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "me"},
+            "spec": {"type": "ExternalName", "externalName": "me.default.svc.cluster.local"}
+        }))
+        .expect("service");
+        h.set_snapshot(Snapshot::build("cluster.local", [&loop_svc], [], 1));
+        let reply = h
+            .answer_bytes(
+                &request("me.default.svc.cluster.local.", RecordType::A),
+                false,
+            )
+            .await
+            .expect("a reply");
+        let reply = Message::from_vec(&reply).expect("decode");
+        assert_eq!(reply.answers()[0].record_type(), RecordType::CNAME);
+        assert_eq!(reply.answers().len(), 1);
     }
 
     #[tokio::test]
