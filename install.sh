@@ -276,9 +276,11 @@ done
 # Network namespaces of pods.
 if command -v ip >/dev/null 2>&1; then
     for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$ns"; done
-    for link in skiff0 skiff.1; do ip link delete "$link" 2>/dev/null; done
+    for link in skiff0 skiff.1 skiff-dns; do ip link delete "$link" 2>/dev/null; done
     # host-gw routes (skiff's route protocol 83); skiff.1's went with it.
     ip route flush proto 83 2>/dev/null
+    # The cluster DNS address, on lo where the kernel has no dummy driver.
+    ip -4 addr flush dev lo label lo:skiff-dns 2>/dev/null
     for cidr in "${SKIFF_CLUSTER_CIDR:-10.42.0.0/16}" "${SKIFF_SERVICE_CIDR:-10.43.0.0/16}"; do
         ip route del unreachable "$cidr" 2>/dev/null
     done

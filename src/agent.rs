@@ -46,6 +46,8 @@ pub struct AgentConfig {
     /// The pod network between nodes (`--flannel-backend`,
     /// `--flannel-iface`, `--node-ip`): see src/net/overlay.rs.
     pub overlay: crate::net::overlay::OverlaySettings,
+    /// Cluster DNS: served on this node and written into pods' resolv.conf.
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// Starts the node in the background; failures are logged, not returned.
@@ -73,6 +75,7 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
         crate::proxy::ProxySettings::new(config.node_name.clone(), config.cluster_cidr),
     ));
     let (node_ip, pod_mtu) = start_overlay(&client, &config).await;
+    tokio::spawn(crate::dns::run(client.clone(), config.dns.clone()));
     kubelet::run(
         client,
         runtime,
@@ -88,6 +91,7 @@ pub(crate) async fn run(client: kube::Client, config: AgentConfig) -> Result<(),
             log_max_size: config.container_log_max_size,
             log_max_files: config.container_log_max_files,
             pod_mtu,
+            dns: config.dns,
         },
     )
     .await

@@ -59,6 +59,8 @@ pub struct KubeletSettings {
     pub log_max_files: u32,
     /// The pods' MTU, from the overlay (`None`: the CNI default).
     pub pod_mtu: Option<u32>,
+    /// The cluster DNS pods resolve through, and the node's resolver file.
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// Registers the node and runs it until the process ends.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod controllers;
+pub mod dns;
 pub mod events;
 pub mod informer;
 pub mod kubelet;

@@ -8,9 +8,9 @@
 //! [`overlay`]; its MTU reaches the bridge through [`NetSettings::mtu`].
 //!
 //! [`cleanup`] removes everything [`setup`] and the overlay add to the host
-//! (the bridge, the VXLAN device, their routes and skiff's iptables chains);
-//! pods' own veths and network namespaces belong to the runtime and go with
-//! their sandboxes.
+//! (the bridge, the VXLAN device, their routes and skiff's iptables chains)
+//! and the cluster DNS address; pods' own veths and network namespaces
+//! belong to the runtime and go with their sandboxes.
 
 pub mod hostgw;
 pub mod link;
@@ -147,6 +147,7 @@ pub fn cleanup(cluster_cidr: IpNet, service_cidr: IpNet) {
     }
     let _ = run("ip", &["link", "del", BRIDGE], "iproute2");
     remove_overlay();
+    crate::dns::interface::remove(None);
 }
 
 /// Removes the VXLAN device (with its routes, neighbours and FDB entries)

@@ -8,6 +8,7 @@
 
 pub mod gate;
 pub mod join;
+pub mod kubernetes_endpoints;
 pub mod listener;
 pub mod lock;
 pub mod manifests;
@@ -136,6 +137,18 @@ async fn serve(config: ServerConfig) -> Result<(), ServerError> {
         crate::client::in_process(api.router(), deployer),
         manifests::dir(&config.data_dir),
     );
+
+    // The API server's own loopback identity, as upstream's.
+    let mut apiserver = UserInfo::component("system:apiserver");
+    apiserver.groups.insert(0, "system:masters".to_string());
+    tokio::spawn(kubernetes_endpoints::run(
+        crate::client::in_process(api.router(), apiserver),
+        kubernetes_endpoints::Identity::new(
+            &config.node_name,
+            config.advertise_address,
+            config.https_listen_port,
+        ),
+    ));
 
     let clients = CertAuthenticator::new(&pki.ca_pem)?;
     let authenticator = Authenticator::new(vec![
@@ -281,6 +294,11 @@ fn start_node_roles(
                 backend: config.flannel_backend,
                 iface: config.flannel_iface.clone(),
                 node_ip: config.node_ip,
+            },
+            dns: crate::dns::DnsSettings {
+                cluster_dns: config.cluster_dns,
+                cluster_domain: config.cluster_domain.clone(),
+                resolv_conf: config.resolv_conf.clone(),
             },
         },
     );

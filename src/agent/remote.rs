@@ -93,6 +93,11 @@ async fn serve(config: JoinConfig) -> Result<(), String> {
         }),
         container_log_max_size: config.container_log_max_size,
         container_log_max_files: config.container_log_max_files,
+        dns: crate::dns::DnsSettings {
+            cluster_dns: joined.credentials.config.cluster_dns,
+            cluster_domain: joined.credentials.config.cluster_domain.clone(),
+            resolv_conf: config.resolv_conf.clone(),
+        },
         overlay: crate::net::overlay::OverlaySettings {
             backend: joined
                 .credentials

@@ -1,6 +1,7 @@
-//! The objects every cluster starts with: the four system namespaces and the
+//! The objects every cluster starts with: the four system namespaces, the
 //! `kubernetes` Service (with its Endpoints and EndpointSlice) pointing at
-//! this server. Creating them is idempotent, so it runs on every start.
+//! this server, and the `kube-system/kube-dns` Service. Creating them is
+//! idempotent, so it runs on every start.
 
 use std::net::IpAddr;
 
@@ -43,6 +44,63 @@ async fn ensure(
     }
 }
 
+/// The `kube-system/kube-dns` Service: the cluster DNS address, which
+/// every node's in-process DNS answers (k3s's CoreDNS Service, without a
+/// selector since no pod serves it; the service proxy leaves it alone).
+fn kube_dns_service(config: &ApiConfig) -> Value {
+    let ip = config.cluster_dns.to_string();
+    let family = if config.cluster_dns.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {
+            "k8s-app": "kube-dns",
+            "kubernetes.io/cluster-service": "true",
+            "kubernetes.io/name": "CoreDNS",
+        }},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip, "clusterIPs": [ip],
+            "ipFamilies": [family], "ipFamilyPolicy": "SingleStack",
+            "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ],
+        },
+    })
+}
+
+/// The `default/kubernetes` Endpoints and EndpointSlice for API servers at
+/// `addresses` (one family: the first address's) on `port`.
+pub fn kubernetes_endpoints(addresses: &[IpAddr], port: u16) -> (Value, Value) {
+    let family = if addresses.first().is_none_or(|a| a.is_ipv4()) {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
+    let ips: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{
+            "addresses": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }],
+    });
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}},
+        "addressType": family,
+        "endpoints": ips.iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect::<Vec<_>>(),
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    (endpoints, slice)
+}
+
 /// Creates whatever of the bootstrap objects is missing.
 pub async fn run(core: &Core) -> Result<(), ApiStatus> {
     for ns in SYSTEM_NAMESPACES {
@@ -78,6 +136,14 @@ pub async fn run(core: &Core) -> Result<(), ApiStatus> {
         },
     });
     ensure(core, "", "services", Some("default"), service).await?;
+    ensure(
+        core,
+        "",
+        "services",
+        Some("kube-system"),
+        kube_dns_service(config),
+    )
+    .await?;
     if config.advertise_address.is_loopback() {
         // No pod can reach the API at a loopback address, and upstream's
         // validation rightly refuses one in Endpoints: leave the Service
@@ -90,20 +156,8 @@ pub async fn run(core: &Core) -> Result<(), ApiStatus> {
         );
         return Ok(());
     }
-    let address = config.advertise_address.to_string();
-    let endpoints = json!({
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": address}], "ports": [{"name": "https", "port": config.https_port, "protocol": "TCP"}]}],
-    });
+    let (endpoints, slice) = kubernetes_endpoints(&[config.advertise_address], config.https_port);
     ensure(core, "", "endpoints", Some("default"), endpoints).await?;
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}},
-        "addressType": family,
-        "endpoints": [{"addresses": [address], "conditions": {"ready": true}}],
-        "ports": [{"name": "https", "port": config.https_port, "protocol": "TCP"}],
-    });
     ensure(
         core,
         "discovery.k8s.io",

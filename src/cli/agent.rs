@@ -50,6 +50,9 @@ pub struct AgentArgs {
     /// Existing CRI socket to use instead of launching containerd (path or unix:// URL)
     #[arg(long, env = "SKIFF_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
     pub container_runtime_endpoint: Option<String>,
+    /// The node's resolver file: upstreams of the cluster DNS and pods' dnsPolicy Default [default: /etc/resolv.conf]
+    #[arg(long, env = "SKIFF_RESOLV_CONF", value_name = "FILE")]
+    pub resolv_conf: Option<String>,
     /// Private registries file (mirrors, auth, TLS) [default: /etc/skiff/registries.yaml]
     #[arg(long, env = "SKIFF_PRIVATE_REGISTRY", value_name = "FILE")]
     pub private_registry: Option<String>,
@@ -81,6 +84,7 @@ pub const FLAGS: &[&str] = &[
     "node-ip",
     "flannel-iface",
     "container-runtime-endpoint",
+    "resolv-conf",
     "private-registry",
     "disable-default-registry-endpoint",
     "kubelet-port",
@@ -104,6 +108,7 @@ pub struct JoinConfig {
     pub node_ip_given: bool,
     pub flannel_iface: Option<String>,
     pub container_runtime_endpoint: Option<PathBuf>,
+    pub resolv_conf: PathBuf,
     pub private_registry: PathBuf,
     pub disable_default_registry_endpoint: bool,
     pub kubelet_port: u16,
@@ -173,6 +178,11 @@ pub fn resolve(args: &AgentArgs, matches: &ArgMatches) -> Result<JoinConfig, Con
     );
     let container_runtime_endpoint =
         (!endpoint.value.is_empty()).then(|| PathBuf::from(endpoint.value));
+    let resolv_conf = checks::path(&pick(
+        "resolv-conf",
+        &args.resolv_conf,
+        crate::dns::resolv::DEFAULT_PATH,
+    ))?;
     let private_registry = checks::path(&pick(
         "private-registry",
         &args.private_registry,
@@ -205,6 +215,7 @@ pub fn resolve(args: &AgentArgs, matches: &ArgMatches) -> Result<JoinConfig, Con
         node_ip_given,
         flannel_iface,
         container_runtime_endpoint,
+        resolv_conf,
         private_registry,
         disable_default_registry_endpoint,
         kubelet_port,

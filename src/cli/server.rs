@@ -100,6 +100,9 @@ pub struct ServerArgs {
     #[arg(long, env = "SKIFF_DISABLE_DEFAULT_REGISTRY_ENDPOINT", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub disable_default_registry_endpoint: Option<String>,
+    /// The node's resolver file: upstreams of the cluster DNS and pods' dnsPolicy Default [default: /etc/resolv.conf]
+    #[arg(long, env = "SKIFF_RESOLV_CONF", value_name = "FILE")]
+    pub resolv_conf: Option<String>,
     /// Port of the node's kubelet HTTPS server (logs, exec, port-forward) [default: 10250]
     #[arg(long, env = "SKIFF_KUBELET_PORT", value_name = "PORT")]
     pub kubelet_port: Option<String>,
@@ -152,6 +155,7 @@ pub const FLAGS: &[&str] = &[
     "disable-agent",
     "node-name",
     "container-runtime-endpoint",
+    "resolv-conf",
     "private-registry",
     "disable-default-registry-endpoint",
     "kubelet-port",
@@ -190,6 +194,8 @@ pub struct ServerConfig {
     pub private_registry: PathBuf,
     pub disable_default_registry_endpoint: bool,
     pub kubelet_port: u16,
+    /// The node's resolver file (`--resolv-conf`).
+    pub resolv_conf: PathBuf,
     /// Bytes at which a container log file is rotated.
     pub container_log_max_size: u64,
     pub container_log_max_files: u32,
@@ -340,6 +346,14 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         "false",
     ))?;
     let kubelet_port = checks::port(&pick("kubelet-port", &args.kubelet_port, "10250"))?;
+    let resolv_conf = PathBuf::from(
+        pick(
+            "resolv-conf",
+            &args.resolv_conf,
+            crate::dns::resolv::DEFAULT_PATH,
+        )
+        .value,
+    );
     let container_log_max_size = checks::size(&pick(
         "container-log-max-size",
         &args.container_log_max_size,
@@ -420,6 +434,7 @@ pub fn resolve(args: &ServerArgs, matches: &ArgMatches) -> Result<ServerConfig, 
         private_registry,
         disable_default_registry_endpoint,
         kubelet_port,
+        resolv_conf,
         container_log_max_size,
         container_log_max_files,
         node_monitor_grace_period,

@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod cri_config;
+pub mod dns_config;
 pub mod env;
 pub mod handlers;
 pub mod lifecycle;

@@ -305,6 +305,14 @@ pub static ROLES: &[RoleDef] = &[
             res(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
         ],
     ),
+    // k3s's CoreDNS role; skiff's in-process DNS runs with each node's
+    // credentials, so it is bound to the nodes' group.
+    cluster_role("system:coredns",
+        &[
+            res(&["list", "watch"], CORE, &["endpoints", "services", "pods", "namespaces"]),
+            res(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
+        ],
+    ),
     cluster_role("system:auth-delegator",
         &[
             res(&["create"], AUTHN, &["tokenreviews"]),
@@ -606,6 +614,7 @@ pub static BINDINGS: &[BindingDef] = &[
     // skiff's nodes run the service proxy in-process with their own
     // credentials (upstream's kube-proxy has a user of its own).
     cluster_binding("skiff:node-proxier", "system:node-proxier", &[Who::Group("system:nodes")]),
+    cluster_binding("system:coredns", "system:coredns", &[Who::Group("system:nodes")]),
     // The API server's client certificate at kubelets (pods/log, exec, ...).
     cluster_binding("system:kubelet-api-admin", "system:kubelet-api-admin",
         &[Who::User("kube-apiserver-kubelet-client")]),

@@ -30,7 +30,8 @@ use super::cri_config::{self, RESTART_COUNT_ANNOTATION};
 use super::lifecycle::{self, Stop};
 use super::probes::{Prober, Target};
 use super::status::{self, EXITED, Observed, RUNNING, View};
-use super::{POD_UID_LABEL, Waiting, env, projected, termination, volumes};
+use super::{POD_UID_LABEL, Waiting, dns_config, env, projected, termination, volumes};
+use crate::dns::resolv::ResolvConf;
 use crate::kubelet::KubeletSettings;
 use crate::runtime::RuntimeError;
 use crate::runtime::cri::{Cri, call_error};
@@ -380,6 +381,22 @@ impl Worker {
                     self.terminate(pod, SANDBOX_LOST_GRACE).await?;
                 }
                 let mut config = config.clone();
+                let host = ResolvConf::read(&crate::dns::resolv::effective_path(
+                    &self.settings.dns.resolv_conf,
+                ));
+                let (dns, warnings) = dns_config::pod_dns(pod, &self.settings.dns, &host);
+                for warning in warnings {
+                    crate::events::record(
+                        &self.client,
+                        "kubelet",
+                        crate::events::reference("v1", "Pod", &pod.metadata),
+                        "Warning",
+                        "DNSConfigForming",
+                        warning,
+                    )
+                    .await;
+                }
+                config.dns_config = Some(dns);
                 if let Some(meta) = config.metadata.as_mut() {
                     meta.attempt = items
                         .iter()
