@@ -29,13 +29,12 @@ fn the_server_node_becomes_ready_and_runs_a_pod() {
         .expect("the node has a podCIDR");
     let cluster: ipnet::IpNet = CLUSTER_CIDR.parse().expect("cidr");
     assert!(cluster.contains(&pod_cidr), "{pod_cidr} outside {cluster}");
-    let labels = node
-        .kubectl_ok(&["get", "node", &node.name, "--show-labels"])
-        .unwrap_or_default();
-    assert!(
-        labels.contains("node-role.kubernetes.io/control-plane=true"),
-        "{labels}"
-    );
+    // The server labels its own node (NodeRestriction keeps the kubelet
+    // from giving itself a role), a moment after it registers.
+    node.wait_for("the control-plane label", Duration::from_secs(30), || {
+        node.kubectl_ok(&["get", "node", &node.name, "--show-labels"])
+            .filter(|labels| labels.contains("node-role.kubernetes.io/control-plane=true"))
+    });
     let lease = node.wait_for("the node lease", Duration::from_secs(30), || {
         node.kubectl_ok(&[
             "-n",
