@@ -79,6 +79,51 @@ pub trait Replicated:
     fn with_counts(&self, counts: Counts) -> Self;
 }
 
+/// The methods both kinds share: their spec and status have the same
+/// fields, in types of their own.
+macro_rules! same_shape_methods {
+    ($status:ident) => {
+        fn replicas(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        }
+
+        fn min_ready_seconds(&self) -> i32 {
+            self.spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0)
+        }
+
+        fn template(&self) -> Option<PodTemplateSpec> {
+            self.spec.as_ref().and_then(|s| s.template.clone())
+        }
+
+        fn counts(&self) -> Counts {
+            let s = self.status.clone().unwrap_or_default();
+            Counts {
+                replicas: s.replicas,
+                fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
+                ready: s.ready_replicas.unwrap_or(0),
+                available: s.available_replicas.unwrap_or(0),
+                observed_generation: s.observed_generation,
+            }
+        }
+
+        fn with_counts(&self, c: Counts) -> Self {
+            let mut updated = self.clone();
+            updated.status = Some($status {
+                replicas: c.replicas,
+                fully_labeled_replicas: Some(c.fully_labeled),
+                ready_replicas: Some(c.ready),
+                available_replicas: Some(c.available),
+                observed_generation: c.observed_generation,
+                ..self.status.clone().unwrap_or_default()
+            });
+            updated
+        }
+    };
+}
+
 impl Replicated for ReplicaSet {
     const COMPONENT: &'static str = "replicaset-controller";
 
@@ -88,44 +133,7 @@ impl Replicated for ReplicaSet {
             .is_some_and(|s| selects(&s.selector, labels))
     }
 
-    fn replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.min_ready_seconds)
-            .unwrap_or(0)
-    }
-
-    fn template(&self) -> Option<PodTemplateSpec> {
-        self.spec.as_ref().and_then(|s| s.template.clone())
-    }
-
-    fn counts(&self) -> Counts {
-        let s = self.status.clone().unwrap_or_default();
-        Counts {
-            replicas: s.replicas,
-            fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
-            ready: s.ready_replicas.unwrap_or(0),
-            available: s.available_replicas.unwrap_or(0),
-            observed_generation: s.observed_generation,
-        }
-    }
-
-    fn with_counts(&self, c: Counts) -> Self {
-        let mut updated = self.clone();
-        updated.status = Some(ReplicaSetStatus {
-            replicas: c.replicas,
-            fully_labeled_replicas: Some(c.fully_labeled),
-            ready_replicas: Some(c.ready),
-            available_replicas: Some(c.available),
-            observed_generation: c.observed_generation,
-            ..self.status.clone().unwrap_or_default()
-        });
-        updated
-    }
+    same_shape_methods!(ReplicaSetStatus);
 }
 
 impl Replicated for ReplicationController {
@@ -141,44 +149,7 @@ impl Replicated for ReplicationController {
             && labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
     }
 
-    fn replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.min_ready_seconds)
-            .unwrap_or(0)
-    }
-
-    fn template(&self) -> Option<PodTemplateSpec> {
-        self.spec.as_ref().and_then(|s| s.template.clone())
-    }
-
-    fn counts(&self) -> Counts {
-        let s = self.status.clone().unwrap_or_default();
-        Counts {
-            replicas: s.replicas,
-            fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
-            ready: s.ready_replicas.unwrap_or(0),
-            available: s.available_replicas.unwrap_or(0),
-            observed_generation: s.observed_generation,
-        }
-    }
-
-    fn with_counts(&self, c: Counts) -> Self {
-        let mut updated = self.clone();
-        updated.status = Some(ReplicationControllerStatus {
-            replicas: c.replicas,
-            fully_labeled_replicas: Some(c.fully_labeled),
-            ready_replicas: Some(c.ready),
-            available_replicas: Some(c.available),
-            observed_generation: c.observed_generation,
-            ..self.status.clone().unwrap_or_default()
-        });
-        updated
-    }
+    same_shape_methods!(ReplicationControllerStatus);
 }
 
 struct Controller<K: Replicated> {
