@@ -214,12 +214,10 @@ fn residual(seconds: i64) -> String {
     if seconds <= 0 {
         return "expired".to_string();
     }
-    let days = seconds / 86_400;
-    match days {
+    match seconds / 86_400 {
         0 => format!("{}h", seconds / 3600),
-        1..=99 => format!("{days}d"),
-        _ if days < 730 => format!("{days}d"),
-        _ => format!("{}y", days / 365),
+        days if days < 730 => format!("{days}d"),
+        days => format!("{}y", days / 365),
     }
 }
 
